@@ -1,0 +1,40 @@
+"""cluster-pack: ship your Python environment and code to a cluster.
+
+>>> import cluster_pack
+>>> path, env_name = cluster_pack.upload_env()            # doctest: +SKIP
+
+The names below are the original cluster-pack's public API, kept compatible.
+"""
+
+__version__ = "1.0.0.dev0"
+
+from cluster_pack.errors import ClusterPackError  # noqa: E402
+from cluster_pack.settings import (  # noqa: E402
+    LayoutOptimization,
+    get_layout_optimization,
+    get_venv_optimization_level,
+    is_uv_available,
+    set_layout_optimization,
+    set_venv_optimization_level,
+)
+from cluster_pack.uploader import upload_env, upload_spec, upload_zip  # noqa: E402
+from cluster_pack import packaging  # noqa: E402,F401
+from cluster_pack.packaging import (  # noqa: E402
+    PEX_PACKER,
+    Packer,
+    detect_packer_from_file,
+    get_default_fs,
+    get_editable_requirements,
+    get_non_editable_requirements,
+    get_pyenv_usage_from_archive,
+    zip_path,
+)
+
+
+def __getattr__(name: str):
+    # skein is optional: cluster_pack.yarn_launcher is imported on first use only.
+    if name == "yarn_launcher":
+        from cluster_pack.skein import skein_launcher
+
+        return skein_launcher
+    raise AttributeError(f"module 'cluster_pack' has no attribute {name!r}")

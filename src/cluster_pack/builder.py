@@ -1,0 +1,240 @@
+"""Turn a :class:`~cluster_pack.packspec.PackSpec` into a local artifact.
+
+The artifact is a standard PEX built by the ``pex`` tool, so that the standard pex
+runtime runs it (``python env.pex -m mod``). What makes it fast:
+
+* ``--venv-repository``: pex takes the files already installed in the venv instead of
+  resolving and building wheels again (no network, no compilation);
+* ``--intransitive``: we pass the exact list of distributions, pex checks nothing more;
+* ``--no-compress`` by default: storing is close to the cost of copying the bytes;
+* ``--venv`` execution mode: on a node the first start installs the environment once in
+  ``PEX_ROOT`` and every later start re-executes that venv directly (as fast as a
+  plain venv) instead of re-checking every distribution at each start.
+
+Environments too large for a zipapp (CPython < 3.13 cannot run a ZIP64 zipapp) are
+built as a pex directory and zipped into ``<name>.pex.zip``, which a node unpacks and
+runs as ``pyenv/__main__.py`` (the original's ``allow_large_pex`` layout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from cluster_pack import _tools
+from cluster_pack.environment import Distribution
+from cluster_pack.errors import BuildError, PackageSelectionError
+from cluster_pack.packspec import PackSpec, Requirement
+from cluster_pack.settings import LayoutOptimization
+
+_logger = logging.getLogger(__name__)
+
+PEX_SUFFIX = ".pex"
+LARGE_PEX_SUFFIX = ".pex.zip"
+_HASH_CHUNK = 4 * 1024 * 1024
+
+ProgressCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuiltArtifact:
+    """A local artifact ready to publish."""
+
+    path: Path
+    large: bool
+    size: int
+    sha256: str
+    requirements: Sequence[str]
+
+    @property
+    def suffix(self) -> str:
+        return LARGE_PEX_SUFFIX if self.large else PEX_SUFFIX
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, streamed (never holds the file in memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(_HASH_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def installed_size(distributions: Sequence[Distribution]) -> tuple:
+    """(bytes, files) installed by these distributions, from their RECORD files."""
+    total, count = 0, 0
+    for dist in distributions:
+        record = dist.metadata_dir / "RECORD"
+        try:
+            lines = record.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.rsplit(",", 2)
+            if len(parts) == 3:
+                count += 1
+                if parts[2].isdigit():
+                    total += int(parts[2])
+    return total, count
+
+
+def _run(cmd: List[str], what: str, env: Optional[dict] = None) -> None:
+    _logger.debug("running %s", " ".join(cmd))
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=env, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
+        raise BuildError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+
+
+class PexBuilder:
+    """Builds a PEX from a PackSpec with the pex tool."""
+
+    def __init__(self, progress: Optional[ProgressCallback] = None):
+        self._progress = progress or (lambda message: None)
+
+    def build(self, spec: PackSpec, workdir: Path, name: str) -> BuiltArtifact:
+        """Build ``workdir/<name>.pex`` (or ``.pex.zip`` for large environments)."""
+        with tempfile.TemporaryDirectory(dir=workdir, prefix=".build-") as tmp:
+            tmp_path = Path(tmp)
+            venv = spec.environment.prefix
+            requirements = list(spec.requirements)
+            if spec.to_resolve and not spec.resolve_from_index:
+                self._progress(f"adding {', '.join(map(str, spec.to_resolve))}")
+                venv, requirements = self._venv_with_additional(spec, tmp_path / "venv")
+            if spec.large:
+                output = workdir / f"{name}{LARGE_PEX_SUFFIX}"
+                pex_dir = tmp_path / f"{name}.pex"
+                layout = LayoutOptimization[spec.layout_optimization].pex_layout
+                self._pex(spec, venv, requirements, pex_dir, layout)
+                self._progress("zipping the large environment")
+                _zip_dir(pex_dir, output, compress=spec.compress)
+            else:
+                output = workdir / f"{name}{PEX_SUFFIX}"
+                self._pex(spec, venv, requirements, output, "zipapp")
+        self._progress("hashing")
+        return BuiltArtifact(output, spec.large, output.stat().st_size, file_sha256(output),
+                             tuple(sorted(str(r) for r in requirements)))
+
+    def _pex(self, spec: PackSpec, venv: Path, requirements: Sequence[Requirement],
+             output: Path, layout: str) -> None:
+        cmd = _tools.pex_command() + [
+            "--intransitive",
+            "--venv",  # warm starts re-exec an installed venv: as fast as a plain venv
+            "--max-install-jobs", "0",  # first start installs distributions in parallel
+            "--no-emit-warnings",
+            "--layout", layout,
+            "--compress" if spec.compress else "--no-compress",
+            "-o", str(output),
+        ]
+        if spec.include_pex_tools:
+            cmd.append("--include-tools")
+        if spec.resolve_from_index:
+            for repo in spec.additional_repo:
+                cmd.append(f"--index-url={repo}")
+            for index in spec.additional_indexes:
+                cmd.extend(["-f", index])
+        else:
+            cmd.extend(["--venv-repository", str(venv)])
+        if not requirements:
+            raise BuildError("there is nothing to pack: the package selection is empty")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as reqs:
+            reqs.write("\n".join(str(r) for r in requirements) + "\n")
+        cmd.extend(["-r", reqs.name])
+        self._progress(f"building the pex ({len(requirements)} distributions)")
+        env = dict(os.environ)
+        env.pop("PEX", None)  # never let an outer pex runtime leak into the build
+        try:
+            _run(cmd, "pex", env=env)
+        finally:
+            os.unlink(reqs.name)
+
+    def _venv_with_additional(self, spec: PackSpec, target: Path):
+        """A transient venv: the selected installed files (hard links) plus the
+        additional packages installed by uv. Returns (venv, requirements)."""
+        uv = _tools.find_uv()
+        if uv is None:
+            raise PackageSelectionError(
+                "additional_packages names packages that are not installed "
+                f"({', '.join(map(str, spec.to_resolve))}) and uv is not available to add "
+                "them: install uv (pip install uv) or install those packages in the venv")
+        env = spec.environment
+        _run([uv, "venv", "--quiet", "--python", env.base_executable, str(target)],
+             "creating a transient venv")
+        site = _site_packages_of(target)
+        for source_site in env.site_packages:
+            _hardlink_tree(source_site, site)
+        cmd = [uv, "pip", "install", "--quiet", "--python", str(target / "bin" / "python")]
+        for repo in spec.additional_repo:
+            cmd.extend(["--extra-index-url", repo])
+        for index in spec.additional_indexes:
+            cmd.extend(["--find-links", index])
+        cmd.extend(str(r) for r in spec.to_resolve)
+        try:
+            _run(cmd, "uv")
+        except BuildError as exc:
+            raise PackageSelectionError(
+                "cannot install additional_packages "
+                f"{', '.join(map(str, spec.to_resolve))}: {exc}") from None
+        from cluster_pack.environment import inspect_site_packages
+
+        after = inspect_site_packages(target, (site,)).distributions
+        wanted = {r.key for r in spec.requirements}
+        before = set(env.distributions)
+        # the selection, plus whatever uv had to bring in for the additional packages
+        keys = sorted(k for k in after if k in wanted or k not in before)
+        return target, [Requirement(after[k].name, after[k].version, after[k]) for k in keys]
+
+
+def _site_packages_of(venv: Path) -> Path:
+    candidates = sorted((venv / "lib").glob("python*/site-packages"))
+    if not candidates:
+        raise BuildError(f"no site-packages in the transient venv {venv}")
+    return candidates[0]
+
+
+def _hardlink_tree(source: Path, target: Path) -> None:
+    """Copy a tree with hard links (falls back to copies across filesystems)."""
+    for root, dirs, files in os.walk(source):
+        rel = Path(root).relative_to(source)
+        (target / rel).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            src, dst = Path(root) / f, target / rel / f
+            if dst.exists():
+                continue
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+
+def _zip_dir(source: Path, output: Path, compress: bool) -> None:
+    """Zip a directory's content (streamed; ZIP64 as needed) at the archive root."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    tmp = output.with_name(output.name + ".partial")
+    with zipfile.ZipFile(tmp, "w", method, allowZip64=True) as zf:
+        for root, dirs, files in os.walk(source):
+            dirs.sort()
+            for f in sorted(files):
+                path = Path(root) / f
+                zf.write(path, path.relative_to(source).as_posix())
+    os.replace(tmp, output)
+
+
+def needs_large_layout(spec_distributions: Sequence[Distribution], threshold: int,
+                       max_entries: int) -> bool:
+    """True when a single-file zipapp would be too large for CPython < 3.13 to run."""
+    size, files = installed_size(spec_distributions)
+    return size > threshold or files > max_entries
+

@@ -1,0 +1,59 @@
+"""Reading the Hadoop client configuration (``core-site.xml``...) without a JVM.
+
+The configuration directory is ``$HADOOP_CONF_DIR``, else ``$HADOOP_HOME/etc/hadoop``,
+else ``/etc/hadoop/conf``. Only the files are read: no ``hdfs getconf`` subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Dict, Optional
+
+
+def conf_dir() -> Optional[Path]:
+    """The Hadoop configuration directory in use, or None when there is none."""
+    candidates = []
+    if os.environ.get("HADOOP_CONF_DIR"):
+        candidates.append(Path(os.environ["HADOOP_CONF_DIR"]))
+    if os.environ.get("HADOOP_HOME"):
+        candidates.append(Path(os.environ["HADOOP_HOME"]) / "etc" / "hadoop")
+    candidates.append(Path("/etc/hadoop/conf"))
+    for candidate in candidates:
+        if (candidate / "core-site.xml").is_file():
+            return candidate
+    return None
+
+
+def read_properties(path: Path) -> Dict[str, str]:
+    """The ``name -> value`` pairs of one Hadoop XML configuration file."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return {}
+    props = {}
+    for prop in root.iter("property"):
+        name = (prop.findtext("name") or "").strip()
+        if name:
+            props[name] = (prop.findtext("value") or "").strip()
+    return props
+
+
+def load(directory: Optional[Path] = None) -> Dict[str, str]:
+    """core-site.xml and hdfs-site.xml merged (hdfs-site wins), or {}."""
+    directory = directory or conf_dir()
+    if directory is None:
+        return {}
+    merged: Dict[str, str] = {}
+    for name in ("core-site.xml", "hdfs-site.xml"):
+        merged.update(read_properties(directory / name))
+    return merged
+
+
+def default_fs() -> Optional[str]:
+    """``fs.defaultFS`` of the Hadoop configuration (``hdfs://nn:8020``), or None."""
+    value = load().get("fs.defaultFS") or load().get("fs.default.name")
+    if not value or value.startswith("file:"):
+        return None
+    return value.rstrip("/")

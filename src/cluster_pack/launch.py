@@ -1,0 +1,185 @@
+"""The engine-neutral description of a job: what to localize, what to run, with which env.
+
+Every engine (the local runner, YARN through skein, Spark, Dask, Ray) only translates a
+:class:`LaunchSpec`; none of them looks inside an artifact.
+
+>>> spec = module_launch_spec("my_pkg.job", ["--day", "2024-01-01"],
+...                           package_path="hdfs:///user/me/envs/me.pex")  # doctest: +SKIP
+>>> print(spec.shell_script())                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from cluster_pack import editables, environment, settings
+from cluster_pack.errors import ConfigurationError
+from cluster_pack.manifest import Manifest, run_info_for
+
+EDITABLE_PACKAGES_INDEX = "editable_packages_index"
+FUNCTION_RUNNER_MODULE = "cluster_pack.run_function"
+_ENV_NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A file to make available in the job's working directory under ``name``."""
+
+    source: str  # storage URL or local path
+    name: str  # link name in the working directory
+    kind: str = "file"  # "file", or "archive": unpacked into a directory called ``name``
+    size: Optional[int] = None
+    sha256: Optional[str] = None
+
+
+@dataclass
+class LaunchSpec:
+    """What every engine needs to start one process of a job."""
+
+    argv: List[str]
+    resources: List[Resource] = field(default_factory=list)
+    env: Dict[str, str] = field(default_factory=dict)
+    package_path: str = ""
+    artifact_name: str = ""
+    manifest: Optional[Manifest] = None
+
+    def shell_script(self, pre_script_hook: Optional[str] = None,
+                     extra_env: Optional[Dict[str, str]] = None) -> str:
+        """A bash script running the job; every value is quoted (no user string is
+        interpreted by the shell). ``pre_script_hook`` is the user's own shell code and
+        runs as given, before the command."""
+        lines = ["set -e"]
+        for key, value in sorted({**self.env, **(extra_env or {})}.items()):
+            if not key or set(key) - _ENV_NAME_OK or key[0].isdigit():
+                raise ConfigurationError(f"invalid environment variable name {key!r}")
+            lines.append(f"export {key}={shlex.quote(value)}")
+        if self.artifact_name:
+            lines.append(f'export {environment.LOCAL_ARTIFACT_ENV_VAR}="$PWD"/'
+                         f"{shlex.quote(self.artifact_name)}")
+        if pre_script_hook:
+            lines.append(pre_script_hook)
+        lines.append("set +e")
+        lines.append(shlex.join(self.argv))
+        return "\n".join(lines) + "\n"
+
+
+def _check_env_vars(env_vars: Optional[Dict[str, str]]) -> Dict[str, str]:
+    checked = {}
+    for key, value in (env_vars or {}).items():
+        if not isinstance(key, str) or not key or set(key) - _ENV_NAME_OK or key[0].isdigit():
+            raise ConfigurationError(
+                f"invalid environment variable name {key!r}: use letters, digits and _")
+        checked[key] = str(value)
+    return checked
+
+
+def environment_resource(package_path: str, manifest: Optional[Manifest] = None) -> Resource:
+    """The artifact as a resource: a file for ``.pex``, an archive for ``.pex.zip``."""
+    name = package_path.rstrip("/").rsplit("/", 1)[-1]
+    run = run_info_for(name)
+    return Resource(package_path, run.dest_path, "archive" if run.must_unpack else "file",
+                    manifest.size if manifest else None, manifest.sha256 if manifest else None)
+
+
+EDITABLE_DIRS_ENV_VAR = "C_PACK_EDITABLE_DIRS"
+
+
+def editable_resources(workdir: Optional[Path] = None) -> List[Resource]:
+    """The editable projects, zipped, as archives a node unpacks.
+
+    In a normal venv these are the editable installs. Inside a job (a job launching a
+    job) they are the unpacked directories the launcher listed in ``C_PACK_EDITABLE_DIRS``.
+    """
+    out = workdir or settings.ensure_private_dir(settings.get_cache_dir() / "editables")
+    if environment.running_artifact():
+        zips = []
+        for name in filter(None, os.environ.get(EDITABLE_DIRS_ENV_VAR, "").split(",")):
+            directory = Path(os.getcwd()) / name
+            if directory.is_dir():
+                zips.append(editables.zip_unpacked(directory, name, out))
+    else:
+        try:
+            env = environment.current_environment()
+        except ConfigurationError:
+            return []
+        zips = editables.zip_editables(env.editables, out)
+    return [Resource(str(z.path), z.link_name, "archive", z.path.stat().st_size, z.sha256)
+            for z in zips]
+
+
+def build_launch_spec(
+    argv_after_interpreter: Sequence[str],
+    package_path: Optional[str] = None,
+    env_vars: Optional[Dict[str, str]] = None,
+    additional_files: Optional[Sequence[str]] = None,
+    include_editables: bool = True,
+    fs_args: Optional[Dict[str, Any]] = None,
+    manifest: Optional[Manifest] = None,
+) -> LaunchSpec:
+    """A LaunchSpec running ``<env interpreter> <argv_after_interpreter...>``.
+
+    Without ``package_path`` the current environment is published first (``upload_env``).
+    """
+    if not package_path:
+        from cluster_pack import publish
+
+        result = publish.publish_env(fs_args=fs_args)
+        package_path, manifest = result.path, result.manifest
+    if manifest is None:
+        manifest = _read_manifest(package_path, fs_args)
+    artifact = environment_resource(package_path, manifest)
+    run = run_info_for(artifact.source.rstrip("/").rsplit("/", 1)[-1])
+    resources = [artifact]
+    for path in additional_files or []:
+        resources.append(Resource(str(path), os.path.basename(str(path).rstrip("/"))))
+    sources = editable_resources() if include_editables else []
+    resources.extend(sources)
+    python_path = ["."] + [r.name for r in sources]
+    env = {
+        # the pex runtime in venv mode ignores PYTHONPATH; PEX_EXTRA_SYS_PATH is its way
+        "PEX_EXTRA_SYS_PATH": ":".join(python_path),
+        "PYTHONPATH": ":".join(python_path),
+        environment.PACKAGE_PATH_ENV_VAR: package_path,
+    }
+    if sources:
+        env[EDITABLE_DIRS_ENV_VAR] = ",".join(r.name for r in sources)
+    env.update(_check_env_vars(env_vars))
+    argv = [run.interpreter_cmd] + [str(a) for a in argv_after_interpreter]
+    return LaunchSpec(argv, resources, env, package_path,
+                      run.dest_path if not run.must_unpack else "", manifest)
+
+
+def module_launch_spec(module_name: str, args: Sequence[Any] = (), **kwargs: Any) -> LaunchSpec:
+    """Run ``python -m module_name args...`` (or a ``.py`` script) in the environment."""
+    if module_name.endswith(".py"):
+        return build_launch_spec([module_name, *map(str, args)], **kwargs)
+    return build_launch_spec(["-m", module_name, *map(str, args)], **kwargs)
+
+
+def function_launch_spec(func: Callable, args: Sequence[Any] = (), log_level: str = "INFO",
+                         tmp_dir: Optional[str] = None, **kwargs: Any) -> LaunchSpec:
+    """Run ``func(*args)`` in the environment; the function travels with cloudpickle."""
+    import cloudpickle
+
+    tmp_dir = tmp_dir or tempfile.mkdtemp(prefix="cluster-pack-func-")
+    name = f"function_{uuid.uuid4().hex}.dat"
+    path = Path(tmp_dir) / name
+    with open(path, "wb") as f:
+        cloudpickle.dump({"func": func, "args": list(args)}, f)
+    files = list(kwargs.pop("additional_files", None) or []) + [str(path)]
+    return build_launch_spec(["-m", FUNCTION_RUNNER_MODULE, name, log_level],
+                             additional_files=files, **kwargs)
+
+
+def _read_manifest(package_path: str, fs_args: Optional[Dict[str, Any]]) -> Optional[Manifest]:
+    from cluster_pack import publish
+    from cluster_pack.store import Store
+
+    store, path = Store.for_url(package_path, fs_args)
+    return publish.read_manifest(store, path)

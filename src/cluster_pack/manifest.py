@@ -1,0 +1,148 @@
+"""The manifest: a small JSON file published next to every artifact.
+
+It keeps the original cluster-pack's fields (``package_installed``, ``platform``,
+``python_version``) so older readers still work, and adds what makes publishing safe
+and starts cheap: the format version, the fingerprint that decides whether anything
+must be rebuilt, the artifact's size and sha256 (readers trust the manifest, and
+refuse an artifact that does not match it), and how to run it.
+
+The manifest of ``envs/myenv.pex`` is ``envs/myenv.json`` and the one of
+``envs/myenv.pex.zip`` is ``envs/myenv.pex.json``: the original's naming.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlparse
+
+from cluster_pack.errors import IntegrityError
+
+MANIFEST_FORMAT = 1
+# A manifest is small; refuse to parse anything bigger (a mis-pointed path).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+# The original's key names, kept as module constants for callers that used them.
+PACKAGE_INSTALLED_KEY = "package_installed"
+PLATFORM_KEY = "platform"
+PYTHON_VERSION_KEY = "python_version"
+
+
+def manifest_path(package_path: str) -> str:
+    """``.../env.pex`` -> ``.../env.json``; ``.../env.pex.zip`` -> ``.../env.pex.json``."""
+    parsed = urlparse(package_path)
+    path = parsed.path if parsed.scheme and len(parsed.scheme) > 1 else package_path
+    head, _, tail = path.rpartition("/")
+    stem = tail.rsplit(".", 1)[0] if "." in tail else tail
+    new_path = f"{head}/{stem}.json" if head or path.startswith("/") else f"{stem}.json"
+    if parsed.scheme and len(parsed.scheme) > 1:
+        return parsed._replace(path=new_path).geturl()
+    return new_path
+
+
+@dataclass
+class RunInfo:
+    """How a node runs the artifact once localized under ``dest_path``."""
+
+    dest_path: str
+    interpreter_cmd: str
+    must_unpack: bool
+
+
+@dataclass
+class Manifest:
+    """What is in a published environment."""
+
+    fingerprint: str
+    artifact_name: str
+    size: int
+    sha256: str
+    package_installed: List[str]
+    platform: str
+    python_version: str
+    run: RunInfo
+    layout: str = "pex"  # "pex" (zipapp) or "pex.zip" (unpacked large layout)
+    compressed: bool = False
+    env_name: str = ""
+    created_at: float = field(default_factory=time.time)
+    created_by: str = ""
+    format_version: int = MANIFEST_FORMAT
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str = "manifest") -> "Manifest":
+        """Parse and validate; raises :class:`IntegrityError` naming ``where``."""
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise IntegrityError(f"{where} is {len(raw)} bytes, too large to be a manifest")
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise IntegrityError(f"{where} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise IntegrityError(f"{where} is not a JSON object")
+        if "format_version" not in data:
+            raise LegacyManifest(data)
+        if data["format_version"] > MANIFEST_FORMAT:
+            raise IntegrityError(
+                f"{where} has format {data['format_version']}, newer than this cluster-pack "
+                f"understands ({MANIFEST_FORMAT}): upgrade cluster-pack")
+        try:
+            run = RunInfo(**data.pop("run"))
+            manifest = cls(run=run, **{k: v for k, v in data.items()
+                                       if k in cls.__dataclass_fields__})
+        except (TypeError, KeyError) as exc:
+            raise IntegrityError(f"{where} is missing or has unexpected fields: {exc}") from None
+        manifest.validate(where)
+        return manifest
+
+    def validate(self, where: str = "manifest") -> None:
+        name = self.artifact_name
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise IntegrityError(
+                f"{where} names the artifact {name!r}; a manifest may only describe the "
+                "artifact next to it")
+        if not isinstance(self.size, int) or self.size < 0:
+            raise IntegrityError(f"{where} has an invalid size {self.size!r}")
+        if not (isinstance(self.sha256, str) and len(self.sha256) == 64):
+            raise IntegrityError(f"{where} has an invalid sha256 {self.sha256!r}")
+
+
+class LegacyManifest(Exception):
+    """A manifest written by the original cluster-pack (no format version)."""
+
+    def __init__(self, data: Dict[str, Any]):
+        super().__init__("legacy manifest")
+        self.data = data
+
+    @property
+    def package_installed(self) -> List[str]:
+        return list(self.data.get(PACKAGE_INSTALLED_KEY, []))
+
+
+def run_info_for(artifact_name: str) -> RunInfo:
+    """The original's ``get_pyenv_usage_from_archive`` rules."""
+    if artifact_name.endswith(".pex.zip"):
+        return RunInfo("pyenv", "pyenv/__main__.py", True)
+    if artifact_name.endswith(".pex"):
+        return RunInfo(artifact_name, f"./{artifact_name}", False)
+    raise IntegrityError(f"{artifact_name}: unsupported artifact, must be .pex or .pex.zip")
+
+
+def summarize(manifest: Manifest) -> Dict[str, Optional[Any]]:
+    """A flat, human-oriented summary (for ``cluster-pack info``)."""
+    return {
+        "artifact": manifest.artifact_name,
+        "size": manifest.size,
+        "sha256": manifest.sha256,
+        "python": manifest.python_version,
+        "platform": manifest.platform,
+        "distributions": len(manifest.package_installed),
+        "created_at": manifest.created_at,
+        "fingerprint": manifest.fingerprint,
+    }

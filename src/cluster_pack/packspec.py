@@ -1,0 +1,138 @@
+"""What to pack: the environment's distributions after the user's selection.
+
+The selection rules are the original cluster-pack's, with names compared after PEP 503
+normalisation (the original compared substrings, so adding ``torchvision`` dropped
+``torch``):
+
+1. ``additional_packages`` ({name: version}) replace an installed distribution of the
+   same name, or are added;
+2. ``ignored_packages`` are removed;
+3. ``only_packages``, when given, keeps only the named packages (additional ones too).
+
+The :meth:`PackSpec.fingerprint` is what "unchanged" means: distribution names,
+versions and installed content, Python major.minor, the platform tag and the build
+options. Kernel strings or micro versions never cause a rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Collection, Dict, List, Mapping, Optional, Tuple
+
+from cluster_pack.environment import Distribution, Environment, canonical_name
+from cluster_pack.errors import ConfigurationError, PackageSelectionError
+
+# Bump when the artifact layout changes, so that old artifacts are rebuilt.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One distribution of the packed environment."""
+
+    name: str
+    version: str
+    # the installed distribution to pack from, or None when it must be resolved
+    installed: Optional[Distribution] = None
+
+    @property
+    def key(self) -> str:
+        return canonical_name(self.name)
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True)
+class PackSpec:
+    """Everything that decides the content of the artifact."""
+
+    environment: Environment
+    requirements: Tuple[Requirement, ...]
+    large: bool = False  # the unzipped ``.pex.zip`` layout
+    compress: bool = False
+    include_pex_tools: bool = False
+    resolve_from_index: bool = False  # C_PACK_VENV_OPTIMIZATION_LEVEL=0
+    layout_optimization: str = "SLOW_FAST_SMALL"
+    additional_repo: Tuple[str, ...] = ()
+    additional_indexes: Tuple[str, ...] = ()
+
+    @property
+    def package_installed(self) -> List[str]:
+        """``name==version`` lines, the original manifest's ``package_installed`` field."""
+        return sorted(str(r) for r in self.requirements)
+
+    @property
+    def to_resolve(self) -> Tuple[Requirement, ...]:
+        """Requirements that are not installed in the venv (need a resolver)."""
+        return tuple(r for r in self.requirements if r.installed is None)
+
+    def fingerprint(self) -> str:
+        """sha256 over everything that changes the artifact; equal means 'skip'."""
+        payload = {
+            "format": FORMAT_VERSION,
+            "python": self.environment.python_version,
+            "platform": self.environment.platform_tag,
+            "requirements": sorted(
+                [r.key, r.version, r.installed.content_hash() if r.installed else ""]
+                for r in self.requirements),
+            "large": self.large,
+            "compress": self.compress,
+            "layout": self.layout_optimization if self.large else "",
+            "tools": self.include_pex_tools,
+            "index": self.resolve_from_index,
+        }
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _normalize_names(names: Optional[Collection[str]], argument: str) -> Optional[List[str]]:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        raise ConfigurationError(
+            f"{argument} must be a list of package names, not the string {names!r}")
+    return [canonical_name(n) for n in names]
+
+
+def select_requirements(
+    environment: Environment,
+    additional_packages: Optional[Mapping[str, str]] = None,
+    ignored_packages: Optional[Collection[str]] = None,
+    only_packages: Optional[Collection[str]] = None,
+) -> Tuple[Requirement, ...]:
+    """Apply the original's selection rules (see module doc) with normalised names."""
+    installed = environment.distributions
+    selected: Dict[str, Requirement] = {
+        key: Requirement(d.name, d.version, d) for key, d in installed.items()}
+
+    if additional_packages:
+        if not isinstance(additional_packages, Mapping):
+            raise ConfigurationError(
+                "additional_packages must be a dict {name: version} "
+                f"(version may be ''), got {additional_packages!r}")
+        for name, version in additional_packages.items():
+            key = canonical_name(name)
+            version = (version or "").strip()
+            current = installed.get(key)
+            if current is not None and (not version or version == current.version):
+                selected[key] = Requirement(current.name, current.version, current)
+            else:
+                selected[key] = Requirement(name, version, None)
+
+    for key in _normalize_names(ignored_packages, "ignored_packages") or []:
+        selected.pop(key, None)
+
+    only = _normalize_names(only_packages, "only_packages")
+    if only is not None:
+        missing = [n for n in only if n not in selected]
+        if missing:
+            raise PackageSelectionError(
+                f"only_packages names {', '.join(sorted(missing))}, which "
+                f"{'is' if len(missing) == 1 else 'are'} not installed in "
+                f"{environment.prefix}; install it or remove it from only_packages")
+        selected = {k: v for k, v in selected.items() if k in set(only)}
+
+    return tuple(sorted(selected.values(), key=lambda r: r.key))

@@ -1,0 +1,459 @@
+"""Pack and publish: the core flow behind ``upload_env``, ``upload_zip``, ``upload_spec``.
+
+Environment -> PackSpec -> (skip if the published manifest has the same fingerprint)
+-> Builder -> Artifact -> Store (artifact first, manifest last).
+
+>>> result = publish_env(package_path="/tmp/envs/demo.pex")        # doctest: +SKIP
+>>> result.path, result.built
+('/tmp/envs/demo.pex', True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import urlparse
+
+from cluster_pack import __version__ as _version
+from cluster_pack import environment, hadoop_conf, settings
+from cluster_pack.builder import (LARGE_PEX_SUFFIX, PEX_SUFFIX, BuiltArtifact, PexBuilder,
+                                  file_sha256, needs_large_layout)
+from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
+from cluster_pack.manifest import (MAX_MANIFEST_BYTES, LegacyManifest, Manifest,
+                                   manifest_path, run_info_for)
+from cluster_pack.packspec import PackSpec, select_requirements
+from cluster_pack.progress import Reporter
+from cluster_pack.store import ARTIFACT_MODE, TMP_MARKER, Store
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PublishResult:
+    """What a publish call did."""
+
+    path: str  # the artifact's URL (plain path for the local store)
+    env_name: str
+    manifest: Optional[Manifest]
+    built: bool  # an artifact was built in this call
+    uploaded_bytes: int  # bytes written to storage by this call
+    reason: str  # why it was (not) rebuilt, for humans
+
+
+# -- paths ---------------------------------------------------------------------------------
+
+def default_env_dir() -> str:
+    """``{fs.defaultFS}/user/{user}/envs`` with a Hadoop configuration, else the local store."""
+    fs = hadoop_conf.default_fs()
+    if fs:
+        return f"{fs}/user/{settings.get_current_user()}/envs"
+    return str(settings.get_cache_dir() / "envs")
+
+
+def default_package_path(env_name: str, large: bool = False) -> str:
+    return f"{default_env_dir()}/{env_name}{LARGE_PEX_SUFFIX if large else PEX_SUFFIX}"
+
+
+def normalize_package_path(package_path: Optional[str], env_name: str, large: bool) -> str:
+    """Validate a user-given target (or compute the default one)."""
+    if not package_path:
+        return default_package_path(env_name, large)
+    if package_path.endswith("/"):
+        raise ConfigurationError(
+            f"package_path {package_path} is a directory; give a file path ending in .pex, "
+            f"e.g. {package_path}{env_name}.pex")
+    if package_path.endswith(LARGE_PEX_SUFFIX):
+        return package_path  # already the large layout: keep it, whatever the size
+    if not package_path.endswith(PEX_SUFFIX):
+        raise ConfigurationError(
+            f"package_path {package_path} has the wrong extension, .pex is expected")
+    return package_path + ".zip" if large else package_path
+
+
+def _resolve(target: str, fs_args: Optional[Dict[str, Any]]) -> Tuple[Store, str]:
+    store, path = Store.for_url(target, fs_args)
+    if store.isdir(path):
+        raise ConfigurationError(
+            f"package_path {target} is an existing directory; give a file path ending in .pex")
+    return store, path
+
+
+def read_manifest(store: Store, path: str) -> Optional[Manifest]:
+    """The manifest of the artifact at ``path``, None if absent or from the original tool."""
+    where = store.url(manifest_path(path))
+    raw = store.read_bytes(manifest_path(path), MAX_MANIFEST_BYTES)
+    if raw is None:
+        return None
+    try:
+        return Manifest.from_json(raw, where)
+    except LegacyManifest:
+        return None
+    except IntegrityError as exc:
+        _logger.warning("ignoring %s and rebuilding: %s", where, exc)
+        return None
+
+
+def _write(store: Store, local: Path, path: str, manifest: Manifest,
+           reporter: Reporter) -> int:
+    """Artifact then manifest, under a lock; returns bytes written."""
+    size = local.stat().st_size
+    with store.lock(path):
+        reporter.start_transfer(f"publishing to {store.url(path)}", size)
+        try:
+            store.publish_file(local, path, progress=reporter.advance)
+        finally:
+            reporter.end_transfer()
+        data = manifest.to_json()
+        store.publish_bytes(data, manifest_path(path))
+    return size + len(data)
+
+
+def _workdir(store: Store, path: str) -> Path:
+    """Where to build: next to the target for the local store (publish is a rename)."""
+    if store.is_local:
+        directory = Path(path).parent
+        os.makedirs(directory, mode=0o750, exist_ok=True)
+        return directory
+    return settings.ensure_private_dir(settings.get_cache_dir() / "build")
+
+
+# -- upload_env ----------------------------------------------------------------------------
+
+def publish_env(
+    package_path: Optional[str] = None,
+    additional_packages: Optional[Mapping[str, str]] = None,
+    ignored_packages: Optional[Collection[str]] = None,
+    only_packages: Optional[Collection[str]] = None,
+    force_upload: bool = False,
+    include_editable: bool = False,
+    fs_args: Optional[Dict[str, Any]] = None,
+    allow_large_pex: bool = False,
+    include_pex_tools: bool = False,
+    additional_repo: Optional[Union[str, List[str]]] = None,
+    additional_indexes: Optional[List[str]] = None,
+    reporter: Optional[Reporter] = None,
+) -> PublishResult:
+    """Pack the current virtualenv and publish it, unless the published one is current.
+
+    See :func:`cluster_pack.upload_env` for the arguments.
+    """
+    reporter = reporter or Reporter()
+
+    running = _running_environment()
+    if running is not None:
+        return _republish_running(running, package_path, fs_args, reporter)
+
+    try:
+        env = environment.current_environment()
+    except ConfigurationError:
+        fallback = settings.get_env_fallback_path()
+        if not fallback:
+            raise
+        reporter.step(f"not in a virtualenv: publishing C_PACK_ENV_FALLBACK_PATH {fallback}")
+        return publish_zip(fallback, package_path, force_upload, fs_args, reporter=reporter)
+
+    requirements = select_requirements(env, additional_packages, ignored_packages, only_packages)
+    large = bool(allow_large_pex) or needs_large_layout(
+        [r.installed for r in requirements if r.installed is not None],
+        settings.get_large_pex_threshold(), settings.MAX_ZIPAPP_ENTRIES)
+    if package_path and package_path.endswith(LARGE_PEX_SUFFIX):
+        large = True
+    target = normalize_package_path(package_path, env.name, large)
+    layout = settings.get_layout_optimization()
+    spec = PackSpec(
+        environment=env,
+        requirements=requirements,
+        large=large,
+        compress=settings.get_compress() or (large and layout.compress),
+        include_pex_tools=include_pex_tools,
+        resolve_from_index=settings.get_venv_optimization_level() == 0,
+        layout_optimization=layout.name,
+        additional_repo=tuple([additional_repo] if isinstance(additional_repo, str)
+                              else additional_repo or ()),
+        additional_indexes=tuple(additional_indexes or ()),
+    )
+    if include_editable and env.editables:
+        _logger.warning(
+            "include_editable=True: editable projects are shipped next to the artifact on "
+            "every launch, they are not baked into it (the artifact would go stale at each edit)")
+    store, path = _resolve(target, fs_args)
+    fingerprint = spec.fingerprint()
+
+    if not force_upload:
+        current = read_manifest(store, path)
+        if current is not None and current.fingerprint == fingerprint and store.exists(path):
+            return PublishResult(store.url(path), env.name, current, False, 0,
+                                 "unchanged: the published manifest has the same fingerprint")
+
+    workdir = _workdir(store, path)
+    tmp_name = f".{Path(path).name}{TMP_MARKER}{os.getpid()}-build"
+    builder = PexBuilder(progress=reporter.step)
+    built: Optional[BuiltArtifact] = None
+    fallback = settings.get_env_fallback_path()
+    try:
+        if fallback and not force_upload:
+            built = _reuse_fallback(fallback, spec, workdir, tmp_name, reporter)
+        if built is None:
+            built = builder.build(spec, workdir, tmp_name)
+        manifest = _manifest_for(built, Path(path).name, spec.package_installed, fingerprint,
+                                 env, env.name)
+        if store.is_local:
+            with store.lock(path):
+                os.chmod(built.path, ARTIFACT_MODE)
+                os.replace(built.path, path)
+                store.publish_bytes(manifest.to_json(), manifest_path(path))
+            written = built.size
+        else:
+            written = _write(store, built.path, path, manifest, reporter)
+    finally:
+        if built is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(built.path)
+    return PublishResult(store.url(path), env.name, manifest, True, written,
+                         "forced" if force_upload else "built")
+
+
+def _manifest_for(built: BuiltArtifact, name: str, package_installed: Sequence[str],
+                  fingerprint: str, env: Optional[environment.Environment],
+                  env_name: str) -> Manifest:
+    return Manifest(
+        fingerprint=fingerprint,
+        artifact_name=name,
+        size=built.size,
+        sha256=built.sha256,
+        package_installed=list(package_installed),
+        platform=env.platform_tag if env else "",
+        python_version=env.python_version if env else "",
+        run=run_info_for(name),
+        layout="pex.zip" if name.endswith(LARGE_PEX_SUFFIX) else "pex",
+        compressed=False,
+        env_name=env_name,
+        created_by=f"cluster-pack {_version}",
+    )
+
+
+# -- jobs launched from jobs ---------------------------------------------------------------
+
+@dataclass
+class _Running:
+    local_artifact: str
+    package_path: Optional[str]
+
+
+def _running_environment() -> Optional[_Running]:
+    local = environment.running_artifact()
+    if not local:
+        return None
+    return _Running(local, os.environ.get(environment.PACKAGE_PATH_ENV_VAR) or None)
+
+
+def _republish_running(running: _Running, package_path: Optional[str],
+                       fs_args: Optional[Dict[str, Any]], reporter: Reporter) -> PublishResult:
+    """Inside a packed environment: reuse it, never pack again."""
+    env_name = Path(running.local_artifact).name.split(".pex")[0]
+    if running.package_path and (not package_path or package_path == running.package_path):
+        reporter.step(f"running from {running.package_path}: reusing it")
+        return PublishResult(running.package_path, env_name, None, False, 0,
+                             "running from this published environment")
+    local = Path(running.local_artifact)
+    if local.is_dir():
+        raise ConfigurationError(
+            f"running from the unpacked environment {local} and no published path is known "
+            f"({environment.PACKAGE_PATH_ENV_VAR} is not set): pass package_path explicitly "
+            "to the environment published before")
+    return publish_zip(str(local), package_path, False, fs_args, reporter=reporter)
+
+
+# -- upload_zip ----------------------------------------------------------------------------
+
+def _check_archive(path: Path) -> List[str]:
+    """Validate a .pex/.pex.zip and return its ``name==version`` list (from PEX-INFO)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for name in zf.namelist():
+                parts = name.replace("\\", "/").split("/")
+                if name.startswith("/") or ".." in parts or (len(name) > 1 and name[1] == ":"):
+                    raise IntegrityError(
+                        f"{path}: archive entry {name!r} would be written outside the "
+                        "directory it is unpacked to; refusing it")
+            info_name = next((n for n in ("PEX-INFO",) if n in zf.namelist()), None)
+            if info_name is None:
+                raise ConfigurationError(f"{path} is a zip but not a PEX (no PEX-INFO)")
+            info = json.loads(zf.read(info_name))
+    except zipfile.BadZipFile:
+        raise ConfigurationError(f"{path} is not a valid .pex/.pex.zip (not a zip file)") from None
+    return sorted(_wheel_requirement(w) for w in info.get("distributions", {}))
+
+
+def _wheel_requirement(wheel_name: str) -> str:
+    parts = wheel_name.split("-")
+    return f"{parts[0]}=={parts[1]}" if len(parts) > 1 else wheel_name
+
+
+def _download(url: str, target: Path) -> None:
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(url, timeout=60) as response, open(target, "wb") as out:  # noqa: S310
+            shutil.copyfileobj(response, out, 8 * 1024 * 1024)
+    except OSError as exc:
+        raise StorageError(f"downloading {url} failed: {exc}") from None
+
+
+def publish_zip(
+    zip_file: str,
+    package_path: Optional[str] = None,
+    force_upload: bool = False,
+    fs_args: Optional[Dict[str, Any]] = None,
+    expected_sha256: Optional[str] = None,
+    reporter: Optional[Reporter] = None,
+) -> PublishResult:
+    """Publish an existing ``.pex``/``.pex.zip`` (local path, storage URL or http(s) URL)."""
+    reporter = reporter or Reporter()
+    source_name = Path(urlparse(zip_file).path).name
+    if not (source_name.endswith(PEX_SUFFIX) or source_name.endswith(LARGE_PEX_SUFFIX)):
+        raise ConfigurationError(
+            f"{zip_file}: unsupported archive, must be a .pex or .pex.zip file")
+    large = source_name.endswith(LARGE_PEX_SUFFIX)
+    env_name = source_name.split(".pex")[0]
+    if not package_path:
+        try:
+            env_name = environment.default_env_name(Path(sys.prefix)) \
+                if sys.prefix != sys.base_prefix else env_name
+        except Exception:
+            pass
+    target = normalize_package_path(package_path, env_name, large)
+    store, path = _resolve(target, fs_args)
+
+    with tempfile.TemporaryDirectory(dir=_workdir(store, path),
+                                     prefix=f".{Path(path).name}{TMP_MARKER}zip-") as tmp:
+        local = Path(tmp) / source_name
+        scheme = urlparse(zip_file).scheme
+        if scheme in ("http", "https"):
+            reporter.step(f"downloading {zip_file}")
+            _download(zip_file, local)
+        elif scheme and len(scheme) > 1 and scheme != "file":
+            source_store, source_path = Store.for_url(zip_file, fs_args)
+            source_store.download(source_path, local)
+        else:
+            source = Path(urlparse(zip_file).path if scheme == "file" else zip_file)
+            if not source.is_file():
+                raise ConfigurationError(f"{zip_file} does not exist or is not a file")
+            local = source
+        requirements = _check_archive(local)
+        sha256 = file_sha256(local)
+        if expected_sha256 and sha256 != expected_sha256.lower():
+            raise IntegrityError(
+                f"{zip_file} has sha256 {sha256}, expected {expected_sha256}; refusing it")
+        if not force_upload:
+            current = read_manifest(store, path)
+            if current is not None and current.sha256 == sha256 and store.exists(path):
+                return PublishResult(store.url(path), env_name, current, False, 0,
+                                     "unchanged: the same archive is already published")
+        built = BuiltArtifact(local, large, local.stat().st_size, sha256, tuple(requirements))
+        manifest = _manifest_for(built, Path(path).name, requirements, f"sha256:{sha256}",
+                                 None, env_name)
+        written = _write(store, local, path, manifest, reporter)
+    return PublishResult(store.url(path), env_name, manifest, True, written, "uploaded")
+
+
+def _reuse_fallback(fallback: str, spec: PackSpec, workdir: Path, tmp_name: str,
+                    reporter: Reporter) -> Optional[BuiltArtifact]:
+    """Use the pre-built C_PACK_ENV_FALLBACK_PATH when its requirements match."""
+    if spec.large:
+        return None
+    local = workdir / f"{tmp_name}-fallback.pex"
+    reporter.step(f"checking the pre-built environment {fallback}")
+    scheme = urlparse(fallback).scheme
+    try:
+        if scheme in ("http", "https"):
+            _download(fallback, local)
+        else:
+            source_store, source_path = Store.for_url(fallback)
+            source_store.download(source_path, local)
+        theirs = {r.lower().replace("_", "-") for r in _check_archive(local)}
+    except Exception as exc:  # a broken fallback must not block building
+        _logger.warning("cannot use C_PACK_ENV_FALLBACK_PATH %s: %s", fallback, exc)
+        with contextlib.suppress(FileNotFoundError):
+            local.unlink()
+        return None
+    ours = {f"{r.key}=={r.version}" for r in spec.requirements}
+    if theirs != ours:
+        _logger.info("C_PACK_ENV_FALLBACK_PATH %s does not match the environment", fallback)
+        local.unlink()
+        return None
+    reporter.step("reusing the pre-built environment")
+    return BuiltArtifact(local, False, local.stat().st_size, file_sha256(local),
+                         tuple(spec.package_installed))
+
+
+# -- upload_spec ---------------------------------------------------------------------------
+
+def publish_spec(
+    spec_file: str,
+    package_path: Optional[str] = None,
+    force_upload: bool = False,
+    fs_args: Optional[Dict[str, Any]] = None,
+    allow_large_pex: bool = False,
+    reporter: Optional[Reporter] = None,
+) -> PublishResult:
+    """Build an environment from a requirements file (resolved from the package index)."""
+    reporter = reporter or Reporter()
+    spec_path = Path(spec_file)
+    if not spec_path.is_file():
+        raise ConfigurationError(f"spec_file {spec_file} does not exist")
+    if spec_path.name != "requirements.txt" and not spec_path.name.endswith(".txt"):
+        raise ConfigurationError(
+            f"spec_file {spec_file}: unsupported format, must be a requirements .txt file")
+    repo = spec_path.resolve().parent.name
+    unique = f"cluster_pack{'_' + repo if repo else ''}{PEX_SUFFIX}"
+    if not package_path:
+        package_path = f"{default_env_dir()}/{unique}"
+    elif not (package_path.endswith(PEX_SUFFIX) or package_path.endswith(LARGE_PEX_SUFFIX)):
+        package_path = f"{package_path.rstrip('/')}/{unique}"
+    if allow_large_pex and not package_path.endswith(".zip"):
+        package_path += ".zip"
+    store, path = _resolve(package_path, fs_args)
+    digest = hashlib.sha1(spec_path.read_bytes()).hexdigest()  # the original's key
+    if not force_upload:
+        current = read_manifest(store, path)
+        if current is not None and current.fingerprint == f"spec:{digest}" and store.exists(path):
+            return PublishResult(store.url(path), Path(path).name.split(".pex")[0], current,
+                                 False, 0, "unchanged: same requirements file")
+    workdir = _workdir(store, path)
+    with tempfile.TemporaryDirectory(dir=workdir,
+                                     prefix=f".{Path(path).name}{TMP_MARKER}spec-") as tmp:
+        from cluster_pack import _tools
+        from cluster_pack.builder import _run, _zip_dir
+
+        layout = settings.get_layout_optimization()
+        out = Path(tmp) / ("env.pex" if not allow_large_pex else "env-dir.pex")
+        cmd = _tools.pex_command() + ["--venv", "--no-emit-warnings",
+                                      "--max-install-jobs", "0", "-r", str(spec_path),
+                                      "-o", str(out)]
+        if allow_large_pex:
+            cmd += ["--layout", layout.pex_layout]
+        reporter.step(f"resolving and building {spec_file}")
+        _run(cmd, "pex")
+        if allow_large_pex:
+            zipped = Path(tmp) / "env.pex.zip"
+            _zip_dir(out, zipped, compress=layout.compress)
+            out = zipped
+        built = BuiltArtifact(out, allow_large_pex, out.stat().st_size, file_sha256(out), ())
+        env = None
+        with contextlib.suppress(Exception):
+            env = environment.current_environment()
+        manifest = _manifest_for(built, Path(path).name, [digest], f"spec:{digest}", env,
+                                 Path(path).name.split(".pex")[0])
+        written = _write(store, out, path, manifest, reporter)
+    return PublishResult(store.url(path), manifest.env_name, manifest, True, written, "built")

@@ -1,0 +1,174 @@
+"""Every knob of cluster-pack in one typed place.
+
+Settings come from environment variables (read when used, never at import time) and
+can be overridden from Python with the ``set_*`` functions kept from the original API.
+
+======================================  ===========================================================
+variable                                meaning
+======================================  ===========================================================
+``C_PACK_USER``                         user name for default storage paths and YARN impersonation
+                                        (default: the login user)
+``C_PACK_ENV_FALLBACK_PATH``            a pre-built ``.pex`` (path or http(s) URL) reused when its
+                                        requirements match the environment, and the environment to
+                                        use when not running in a virtualenv
+``C_PACK_VENV_OPTIMIZATION_LEVEL``      1 (default): build from the files installed in the venv,
+                                        no network; 0: resolve every requirement again from the
+                                        package index like cluster-pack < 0.3 did (slow, needs network)
+``C_PACK_LAYOUT_OPTIMIZATION``          layout of large (``.pex.zip``) environments, see
+                                        :class:`LayoutOptimization`
+``C_PACK_CACHE_DIR``                    local cache and local store root
+                                        (default ``$XDG_CACHE_HOME/cluster-pack`` or
+                                        ``~/.cache/cluster-pack``)
+``C_PACK_COMPRESS``                     ``1`` to deflate artifacts (smaller, slower to build and
+                                        start); default ``0``: stored, which is faster on any network
+                                        faster than ~100 MB/s
+``C_PACK_LARGE_PEX_THRESHOLD``          bytes above which the ``.pex.zip`` layout is chosen
+                                        automatically (default 3.5 GiB: CPython < 3.13 cannot run a
+                                        zipapp over 4 GiB)
+======================================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import enum
+import getpass
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+from cluster_pack.errors import ConfigurationError
+
+_DEFAULT_LARGE_PEX_THRESHOLD = int(3.5 * 1024**3)
+# zipimport before CPython 3.13 cannot read ZIP64 archives, which any zip with
+# more entries than this needs.
+MAX_ZIPAPP_ENTRIES = 65_000
+
+
+class LayoutOptimization(enum.Enum):
+    """How a large environment (``.pex.zip``) is laid out and compressed.
+
+    ============== ============== ============ ============================================
+    member          pex layout     compression  trade-off
+    ============== ============== ============ ============================================
+    SLOW_FAST_SMALL packed         stored       default: slower build, fastest first start
+    FAST_MID_BIG    loose          stored       fastest build, biggest artifact
+    MID_SLOW_SMALL  loose          deflate      small artifact, slowest first start
+    DISABLED        packed         deflate      the legacy behaviour
+    ============== ============== ============ ============================================
+    """
+
+    SLOW_FAST_SMALL = "SLOW_FAST_SMALL"
+    FAST_MID_BIG = "FAST_MID_BIG"
+    MID_SLOW_SMALL = "MID_SLOW_SMALL"
+    DISABLED = "DISABLED"
+
+    @property
+    def pex_layout(self) -> str:
+        return "loose" if self in (LayoutOptimization.FAST_MID_BIG,
+                                   LayoutOptimization.MID_SLOW_SMALL) else "packed"
+
+    @property
+    def compress(self) -> bool:
+        return self in (LayoutOptimization.MID_SLOW_SMALL, LayoutOptimization.DISABLED)
+
+
+_overrides: dict = {}
+
+
+def _env(name: str) -> Optional[str]:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def get_current_user() -> str:
+    """The user for storage paths: ``C_PACK_USER`` if set, else the login user."""
+    return _env("C_PACK_USER") or getpass.getuser()
+
+
+def get_env_fallback_path() -> Optional[str]:
+    return _env("C_PACK_ENV_FALLBACK_PATH")
+
+
+def set_venv_optimization_level(level: int) -> None:
+    """Override ``C_PACK_VENV_OPTIMIZATION_LEVEL`` for this process (0 or 1; 2 means 1)."""
+    if int(level) not in (0, 1, 2):
+        raise ConfigurationError(f"venv optimization level must be 0, 1 or 2, got {level!r}")
+    _overrides["venv_optimization_level"] = int(level)
+
+
+def get_venv_optimization_level() -> int:
+    """0: resolve from the package index; 1 (default): build from the venv's installed files."""
+    if "venv_optimization_level" in _overrides:
+        return _overrides["venv_optimization_level"]
+    raw = _env("C_PACK_VENV_OPTIMIZATION_LEVEL")
+    if raw is None:
+        return 1
+    try:
+        level = int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"C_PACK_VENV_OPTIMIZATION_LEVEL must be 0, 1 or 2, got {raw!r}") from None
+    if level not in (0, 1, 2):
+        raise ConfigurationError(f"C_PACK_VENV_OPTIMIZATION_LEVEL must be 0, 1 or 2, got {raw!r}")
+    return level
+
+
+def set_layout_optimization(layout: Union[LayoutOptimization, str]) -> None:
+    """Override ``C_PACK_LAYOUT_OPTIMIZATION`` for this process."""
+    _overrides["layout_optimization"] = _parse_layout(layout, "layout")
+
+
+def get_layout_optimization() -> LayoutOptimization:
+    if "layout_optimization" in _overrides:
+        return _overrides["layout_optimization"]
+    raw = _env("C_PACK_LAYOUT_OPTIMIZATION")
+    return _parse_layout(raw, "C_PACK_LAYOUT_OPTIMIZATION") if raw else \
+        LayoutOptimization.SLOW_FAST_SMALL
+
+
+def _parse_layout(value: Union[LayoutOptimization, str], source: str) -> LayoutOptimization:
+    if isinstance(value, LayoutOptimization):
+        return value
+    try:
+        return LayoutOptimization[str(value).strip().upper()]
+    except KeyError:
+        choices = ", ".join(m.name for m in LayoutOptimization)
+        raise ConfigurationError(f"{source} must be one of {choices}, got {value!r}") from None
+
+
+def get_cache_dir() -> Path:
+    """Root of the local cache and of the local store (created private to the user)."""
+    raw = _env("C_PACK_CACHE_DIR")
+    if raw:
+        return Path(raw).expanduser()
+    xdg = _env("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "cluster-pack"
+
+
+def get_compress() -> bool:
+    return (_env("C_PACK_COMPRESS") or "0").lower() in ("1", "true", "yes", "on")
+
+
+def get_large_pex_threshold() -> int:
+    raw = _env("C_PACK_LARGE_PEX_THRESHOLD")
+    if raw is None:
+        return _DEFAULT_LARGE_PEX_THRESHOLD
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"C_PACK_LARGE_PEX_THRESHOLD must be a number of bytes, got {raw!r}") from None
+
+
+def is_uv_available() -> bool:
+    """True when the ``uv`` tool can be used (to add packages to a transient venv fast)."""
+    from cluster_pack import _tools
+
+    return _tools.find_uv() is not None
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700 for what we create; return it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

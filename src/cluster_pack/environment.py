@@ -25,10 +25,6 @@ from urllib.parse import unquote, urlparse
 
 from cluster_pack.errors import BrokenDistributionError, NotInVirtualEnvError
 
-# Generic venv directory names: alone they would make every project publish to the
-# same "venv.pex", so the project directory name is prefixed to them.
-_GENERIC_VENV_NAMES = {".venv", "venv", "env", ".env", "virtualenv", ".virtualenv"}
-
 # Propagated by the launchers so that code running in a container knows which
 # published environment it runs from (jobs launched from jobs).
 PACKAGE_PATH_ENV_VAR = "C_PACK_PACKAGE_PATH"
@@ -125,16 +121,13 @@ def _platform_tag() -> str:
 
 
 def default_env_name(prefix: Path) -> str:
-    """The name environments are published under: the venv directory name.
+    """The name environments are published under: ``<venv dir name>_<7 hex>``.
 
-    Generic names (``.venv``, ``venv``...) get the project directory prepended so that
-    two projects using ``.venv`` do not overwrite each other's environment.
+    The suffix is a hash of the venv's real path (the original master's rule), so two
+    projects that both call their venv ``.venv`` never overwrite each other's artifact.
     """
-    base = prefix.name
-    if base in _GENERIC_VENV_NAMES:
-        parent = prefix.parent.name or "root"
-        return f"{parent}-{base.lstrip('.')}"
-    return base
+    real = os.path.realpath(str(prefix))
+    return f"{os.path.basename(real)}_{hashlib.sha1(real.encode()).hexdigest()[:7]}"
 
 
 def _read_pth_paths(pth_file: Path, site_dir: Path) -> Tuple[List[Path], List[Path]]:

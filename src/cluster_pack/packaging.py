@@ -24,7 +24,8 @@ from cluster_pack.errors import BuildError, ConfigurationError
 
 _logger = logging.getLogger(__name__)
 
-CRITEO_PYPI_URL = ""  # the original pointed at a private index; kept empty for imports
+# The original's private index (0.3.19 value), kept for imports; never contacted.
+CRITEO_PYPI_URL = "https://filer-build-pypi.prod.crto.in/repository/criteo.moab.pypi-read/simple"
 EDITABLE_PACKAGES_INDEX = "editable_packages_index"
 UNPACKED_ENV_NAME = "pyenv"
 LARGE_PEX_CMD = f"{UNPACKED_ENV_NAME}/__main__.py"

@@ -16,6 +16,7 @@ variable                                meaning
                                         package index like cluster-pack < 0.3 did (slow, needs network)
 ``C_PACK_LAYOUT_OPTIMIZATION``          layout of large (``.pex.zip``) environments, see
                                         :class:`LayoutOptimization`
+``C_PACK_PYPI_URL``                      package index for packages that are not installed
 ``C_PACK_CACHE_DIR``                    local cache and local store root
                                         (default ``$XDG_CACHE_HOME/cluster-pack`` or
                                         ``~/.cache/cluster-pack``)
@@ -34,7 +35,7 @@ import enum
 import getpass
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 from cluster_pack.errors import ConfigurationError
 
@@ -42,6 +43,14 @@ _DEFAULT_LARGE_PEX_THRESHOLD = int(3.5 * 1024**3)
 # zipimport before CPython 3.13 cannot read ZIP64 archives, which any zip with
 # more entries than this needs.
 MAX_ZIPAPP_ENTRIES = 65_000
+
+
+class LayoutOptimizationParams(NamedTuple):
+    """pex layout and zip settings of a :class:`LayoutOptimization` (the original's API)."""
+
+    pex_layout: str
+    use_zipfile: bool
+    compress_level: Optional[int]
 
 
 class LayoutOptimization(enum.Enum):
@@ -70,6 +79,16 @@ class LayoutOptimization(enum.Enum):
     @property
     def compress(self) -> bool:
         return self in (LayoutOptimization.MID_SLOW_SMALL, LayoutOptimization.DISABLED)
+
+    @classmethod
+    def from_string(cls, value: str) -> "LayoutOptimization":
+        """Case-insensitive lookup; ``ValueError`` lists the valid names."""
+        return _parse_layout(value, "layout optimization")
+
+    def get_params(self) -> LayoutOptimizationParams:
+        level = {LayoutOptimization.MID_SLOW_SMALL: 1, LayoutOptimization.DISABLED: None}
+        return LayoutOptimizationParams(self.pex_layout, self is not LayoutOptimization.DISABLED,
+                                        level.get(self, 0))
 
 
 _overrides: dict = {}
@@ -113,9 +132,9 @@ def get_venv_optimization_level() -> int:
     return level
 
 
-def set_layout_optimization(layout: Union[LayoutOptimization, str]) -> None:
+def set_layout_optimization(mode: Union[LayoutOptimization, str]) -> None:
     """Override ``C_PACK_LAYOUT_OPTIMIZATION`` for this process."""
-    _overrides["layout_optimization"] = _parse_layout(layout, "layout")
+    _overrides["layout_optimization"] = _parse_layout(mode, "layout optimization")
 
 
 def get_layout_optimization() -> LayoutOptimization:
@@ -134,6 +153,36 @@ def _parse_layout(value: Union[LayoutOptimization, str], source: str) -> LayoutO
     except KeyError:
         choices = ", ".join(m.name for m in LayoutOptimization)
         raise ConfigurationError(f"{source} must be one of {choices}, got {value!r}") from None
+
+
+# The original's private index URLs, kept so that imports of these names still work;
+# cluster-pack never contacts them.
+CRITEO_PYPI_URL = "https://filer-pypi-integration.crto.in/repository/criteo.moab.pypi-read/simple"
+
+
+def set_pypi_index(pypi_index: Optional[str]) -> None:
+    """Index used to resolve packages that are not installed (``C_PACK_PYPI_URL``)."""
+    _overrides["pypi_index"] = pypi_index or None
+
+
+def get_pypi_index() -> Optional[str]:
+    if "pypi_index" in _overrides:
+        return _overrides["pypi_index"]
+    return _env("C_PACK_PYPI_URL")
+
+
+def __getattr__(name: str):
+    # The original exposed these as globals computed at import; here they are computed
+    # when read, so importing cluster_pack reads no environment variable.
+    computed = {
+        "UV_AVAILABLE": is_uv_available,
+        "LAYOUT_OPTIMIZATION": get_layout_optimization,
+        "VENV_OPTIMIZATION_LEVEL": get_venv_optimization_level,
+        "PYPI_INDEX_URL": get_pypi_index,
+    }
+    if name in computed:
+        return computed[name]()
+    raise AttributeError(f"module 'cluster_pack.settings' has no attribute {name!r}")
 
 
 def get_cache_dir() -> Path:

@@ -1,0 +1,5 @@
+import sys
+
+from cluster_pack.cli import main
+
+sys.exit(main())

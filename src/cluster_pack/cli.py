@@ -1,0 +1,266 @@
+"""``cluster-pack``: the command line, mirroring the Python API.
+
+    cluster-pack upload [--package-path URL] [--force] [--only-packages a b] ...
+    cluster-pack info URL
+    cluster-pack ls [DIR]
+    cluster-pack run --local [--package-path URL] -- python -m my_job --arg 1
+    cluster-pack upload-zip FILE_OR_URL [--package-path URL]
+
+Every command takes ``--json`` for machine-readable output and ``--verbose`` for logs.
+Errors print one ``Error: ...`` line and exit with 2 (bad input) or 1 (failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from cluster_pack.errors import ClusterPackError
+
+
+def _human_size(n: Optional[float]) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _fs_args(pairs: Optional[List[str]]) -> Optional[Dict[str, Any]]:
+    """``--fs-arg key=value`` (values parsed as JSON when they are JSON)."""
+    if not pairs:
+        return None
+    args: Dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"Error: --fs-arg expects key=value, got {pair!r}")
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+        args[key] = value
+    return args
+
+
+def _reporter(args: argparse.Namespace):
+    from cluster_pack.progress import Reporter, RichReporter
+
+    if args.json or not sys.stderr.isatty():
+        return contextlib.nullcontext(Reporter())
+    return RichReporter()
+
+
+def _emit(args: argparse.Namespace, data: Dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        print(text)
+
+
+def _cmd_upload(args: argparse.Namespace) -> int:
+    from cluster_pack import publish
+
+    additional = {}
+    for item in args.additional_packages or []:
+        name, _, version = item.partition("==")
+        additional[name] = version
+    started = time.perf_counter()
+    with _reporter(args) as reporter:
+        result = publish.publish_env(
+            package_path=args.package_path, additional_packages=additional or None,
+            ignored_packages=args.ignored_packages, only_packages=args.only_packages,
+            force_upload=args.force, fs_args=_fs_args(args.fs_arg),
+            allow_large_pex=args.allow_large_pex, include_pex_tools=args.include_pex_tools,
+            reporter=reporter)
+    elapsed = time.perf_counter() - started
+    manifest = result.manifest
+    data = {"path": result.path, "env_name": result.env_name, "built": result.built,
+            "uploaded_bytes": result.uploaded_bytes, "reason": result.reason,
+            "seconds": round(elapsed, 3),
+            "size": manifest.size if manifest else None,
+            "sha256": manifest.sha256 if manifest else None,
+            "distributions": len(manifest.package_installed) if manifest else None}
+    verb = "published" if result.built else "up to date"
+    _emit(args, data,
+          f"{result.path}: {verb} ({result.reason}) in {elapsed:.2f}s\n"
+          f"  {data['distributions']} distributions, {_human_size(data['size'])}, "
+          f"{_human_size(result.uploaded_bytes)} written")
+    return 0
+
+
+def _cmd_upload_zip(args: argparse.Namespace) -> int:
+    from cluster_pack import publish
+
+    with _reporter(args) as reporter:
+        result = publish.publish_zip(args.zip_file, args.package_path, args.force,
+                                     _fs_args(args.fs_arg), expected_sha256=args.sha256,
+                                     reporter=reporter)
+    _emit(args, {"path": result.path, "built": result.built, "reason": result.reason,
+                 "uploaded_bytes": result.uploaded_bytes},
+          f"{result.path}: {'published' if result.built else 'up to date'} ({result.reason})")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from cluster_pack import publish
+    from cluster_pack.errors import ConfigurationError
+    from cluster_pack.manifest import manifest_path
+    from cluster_pack.store import Store
+
+    store, path = Store.for_url(args.path, _fs_args(args.fs_arg))
+    manifest = publish.read_manifest(store, path)
+    if manifest is None:
+        raise ConfigurationError(
+            f"{args.path}: no cluster-pack manifest at {store.url(manifest_path(path))}")
+    data = json.loads(manifest.to_json())
+    data["path"] = store.url(path)
+    data["exists"] = store.exists(path)
+    lines = [f"{data['path']}",
+             f"  size        {_human_size(manifest.size)} ({manifest.size} bytes)",
+             f"  sha256      {manifest.sha256}",
+             f"  python      {manifest.python_version} ({manifest.platform})",
+             f"  layout      {manifest.layout}, run as: {manifest.run.interpreter_cmd}",
+             f"  created     {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(manifest.created_at))}"
+             f" by {manifest.created_by}",
+             f"  packages    {len(manifest.package_installed)}"]
+    lines += [f"    {p}" for p in manifest.package_installed]
+    if not data["exists"]:
+        lines.append("  WARNING: the artifact itself is missing")
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    from cluster_pack import publish
+    from cluster_pack.store import TMP_MARKER, Store, _mtime
+
+    directory = args.directory or publish.default_env_dir()
+    store, path = Store.for_url(directory, _fs_args(args.fs_arg))
+    rows = []
+    for entry in store.ls(path):
+        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        if TMP_MARKER in name or not (name.endswith(".pex") or name.endswith(".pex.zip")):
+            continue
+        rows.append({"name": name, "path": store.url(entry["name"]),
+                     "size": entry.get("size"), "modified": _mtime(entry)})
+    rows.sort(key=lambda r: r["name"])
+    text = "\n".join(
+        f"{_human_size(r['size']):>10}  "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r['modified'])) if r['modified'] else '-':16}  "
+        f"{r['path']}" for r in rows) or f"no environments in {store.url(path)}"
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from cluster_pack import launch, runner
+    from cluster_pack.errors import ConfigurationError
+
+    if not args.local:
+        raise ConfigurationError(
+            "only --local is available from the command line for now; use the YARN, Spark, "
+            "Dask or Ray helpers from Python")
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise ConfigurationError("nothing to run: cluster-pack run --local -- python -m my_job")
+    if command[0] not in ("python", "python3") and not command[0].startswith("python3."):
+        raise ConfigurationError(
+            f"the command must start with python (it runs with the packed interpreter), "
+            f"got {command[0]!r}")
+    spec = launch.build_launch_spec(command[1:], package_path=args.package_path,
+                                    env_vars=dict(e.partition("=")[::2] for e in args.env or []),
+                                    fs_args=_fs_args(args.fs_arg))
+    if not args.json:
+        print(f"running {' '.join(command)} from {spec.package_path}", file=sys.stderr)
+    result = runner.run(spec, node_dir=args.node_dir, capture=args.json,
+                        pre_script_hook=args.pre_script_hook)
+    if args.json:
+        print(json.dumps({"returncode": result.returncode, "stdout": result.stdout,
+                          "stderr": result.stderr, "workdir": str(result.workdir),
+                          "package_path": spec.package_path}, indent=2))
+    return result.returncode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cluster-pack",
+        description="Pack the current virtualenv, publish it, run jobs with it.")
+    parser.add_argument("--version", action="version",
+                        version=f"cluster-pack {__import__('cluster_pack').__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    common.add_argument("--fs-arg", action="append", metavar="KEY=VALUE",
+                        help="storage option (e.g. S3 endpoint); repeatable")
+    sub = parser.add_subparsers(dest="command_name", required=True)
+
+    up = sub.add_parser("upload", parents=[common], help="pack and publish the current venv")
+    up.add_argument("--package-path", help="target URL (default: the user's env directory)")
+    up.add_argument("--force", action="store_true", help="rebuild even if unchanged")
+    up.add_argument("--additional-packages", nargs="*", metavar="NAME==VERSION")
+    up.add_argument("--ignored-packages", nargs="*", metavar="NAME")
+    up.add_argument("--only-packages", nargs="*", metavar="NAME")
+    up.add_argument("--allow-large-pex", action="store_true",
+                    help="force the unpacked .pex.zip layout (automatic when needed)")
+    up.add_argument("--include-pex-tools", action="store_true")
+    up.set_defaults(func=_cmd_upload)
+
+    uz = sub.add_parser("upload-zip", parents=[common], help="publish an existing .pex")
+    uz.add_argument("zip_file", help="local path or http(s) URL of a .pex / .pex.zip")
+    uz.add_argument("--package-path")
+    uz.add_argument("--force", action="store_true")
+    uz.add_argument("--sha256", help="refuse the file unless it has this sha256")
+    uz.set_defaults(func=_cmd_upload_zip)
+
+    info = sub.add_parser("info", parents=[common], help="what a published environment holds")
+    info.add_argument("path")
+    info.set_defaults(func=_cmd_info)
+
+    ls = sub.add_parser("ls", parents=[common], help="list published environments")
+    ls.add_argument("directory", nargs="?", help="default: the user's env directory")
+    ls.set_defaults(func=_cmd_ls)
+
+    run = sub.add_parser("run", parents=[common], help="run a command in a packed environment")
+    run.add_argument("--local", action="store_true",
+                     help="run on this machine exactly as a cluster container would")
+    run.add_argument("--package-path", help="published environment (default: upload first)")
+    run.add_argument("--node-dir", help="node cache directory (default: in the cache dir)")
+    run.add_argument("--env", action="append", metavar="NAME=VALUE")
+    run.add_argument("--pre-script-hook", help="shell code run before the command")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    run.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ClusterPackError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into head & co.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,11 @@ from typing import List, Optional
 
 
 def find_uv() -> Optional[str]:
-    """Path of a usable ``uv`` binary: next to this interpreter, the uv package, or PATH."""
+    """Path of a usable ``uv`` binary: ``$C_PACK_UV``, next to this interpreter, the uv
+    package, or PATH."""
+    explicit = os.environ.get("C_PACK_UV", "").strip()
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
     candidate = Path(sys.executable).parent / "uv"
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)

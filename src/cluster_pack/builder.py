@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from cluster_pack import _tools
+from cluster_pack import _tools, settings
 from cluster_pack.environment import Distribution
 from cluster_pack.errors import BuildError, PackageSelectionError
 from cluster_pack.packspec import PackSpec, Requirement
@@ -141,6 +141,8 @@ class PexBuilder:
         if spec.include_pex_tools:
             cmd.append("--include-tools")
         if spec.resolve_from_index:
+            if settings.get_pypi_index():
+                cmd.append(f"--index-url={settings.get_pypi_index()}")
             for repo in spec.additional_repo:
                 cmd.append(f"--index-url={repo}")
             for index in spec.additional_indexes:
@@ -176,6 +178,9 @@ class PexBuilder:
         for source_site in env.site_packages:
             _hardlink_tree(source_site, site)
         cmd = [uv, "pip", "install", "--quiet", "--python", str(target / "bin" / "python")]
+        index = settings.get_pypi_index()
+        if index:
+            cmd.extend(["--index-url", index])
         for repo in spec.additional_repo:
             cmd.extend(["--extra-index-url", repo])
         for index in spec.additional_indexes:

@@ -96,7 +96,10 @@ def project_of(dist: Distribution) -> EditableProject:
     top_level = [n for n in dist.top_level_names() if n not in _NOT_PACKAGES]
     for entry in dist.editable_paths:
         if entry.is_dir():
-            for name, path in _roots_in(entry, top_level).items():
+            # the whole directory is on sys.path locally: ship what is importable there,
+            # including modules added since the install (top_level.txt is not updated)
+            found = {**_roots_in(entry, []), **_roots_in(entry, top_level)}
+            for name, path in found.items():
                 roots.setdefault(name, path)
     if not roots:
         for candidate in (location / "src", location):

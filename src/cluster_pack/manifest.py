@@ -16,7 +16,6 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
-from urllib.parse import urlparse
 
 from cluster_pack.errors import IntegrityError
 
@@ -32,14 +31,9 @@ PYTHON_VERSION_KEY = "python_version"
 
 def manifest_path(package_path: str) -> str:
     """``.../env.pex`` -> ``.../env.json``; ``.../env.pex.zip`` -> ``.../env.pex.json``."""
-    parsed = urlparse(package_path)
-    path = parsed.path if parsed.scheme and len(parsed.scheme) > 1 else package_path
-    head, _, tail = path.rpartition("/")
-    stem = tail.rsplit(".", 1)[0] if "." in tail else tail
-    new_path = f"{head}/{stem}.json" if head or path.startswith("/") else f"{stem}.json"
-    if parsed.scheme and len(parsed.scheme) > 1:
-        return parsed._replace(path=new_path).geturl()
-    return new_path
+    head, sep, name = package_path.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{head}{sep}{stem}.json"
 
 
 @dataclass

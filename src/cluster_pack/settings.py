@@ -16,6 +16,8 @@ variable                                meaning
                                         package index like cluster-pack < 0.3 did (slow, needs network)
 ``C_PACK_LAYOUT_OPTIMIZATION``          layout of large (``.pex.zip``) environments, see
                                         :class:`LayoutOptimization`
+``C_PACK_UV``                           the ``uv`` binary used to add packages that are not
+                                        installed (default: next to the interpreter, or PATH)
 ``C_PACK_PYPI_URL``                      package index for packages that are not installed
 ``C_PACK_CACHE_DIR``                    local cache and local store root
                                         (default ``$XDG_CACHE_HOME/cluster-pack`` or

@@ -1,0 +1,201 @@
+"""End to end on a real venv: pack, publish to a local store, run through the local runner."""
+
+import json
+import os
+import threading
+import zipfile
+from functools import partial
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+UPLOAD = """
+import json, cluster_pack
+from cluster_pack import publish
+r = publish.publish_env({kwargs})
+print(json.dumps({{"path": r.path, "built": r.built, "reason": r.reason,
+                  "written": r.uploaded_bytes}}))
+"""
+
+RUN = """
+import json
+from cluster_pack import launch, runner
+spec = launch.module_launch_spec("toyproj_job", package_path={path!r})
+res = runner.run(spec)
+print(json.dumps({{"rc": res.returncode, "out": res.stdout, "err": res.stderr}}))
+"""
+
+
+def upload(venv, store, **kwargs):
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return venv.json(UPLOAD.format(kwargs=args), store)
+
+
+def pex_distributions(path):
+    with zipfile.ZipFile(path) as zf:
+        info = json.loads(zf.read("PEX-INFO"))
+    return sorted(w.split("-")[0].lower() for w in info["distributions"])
+
+
+@pytest.fixture
+def job(packed_venv):
+    """A module in the editable project that reports what it sees."""
+    path = packed_venv.toyproj / "src" / "toyproj_job.py"
+    path.write_text(
+        "import json, os, sys, numpy, six, toyproj\n"
+        "print(json.dumps({'numpy': numpy.__version__, 'toy': toyproj.VALUE,\n"
+        "  'exe': sys.executable, 'venv': os.environ.get('VIRTUAL_ENV'),\n"
+        "  'sys_path': sys.path}))\n")
+    yield path
+    path.unlink()
+    packed_venv.set_toy_value("v1")
+
+
+def run_job(venv, store, path):
+    result = venv.json(RUN.format(path=path), store)
+    assert result["rc"] == 0, result["err"]
+    return json.loads(result["out"].strip().splitlines()[-1])
+
+
+def test_upload_env_publishes_a_runnable_self_contained_pex(packed_venv, store_dir, job):
+    first = upload(packed_venv, store_dir)
+    assert first["built"] and first["path"].startswith(str(store_dir / "envs"))
+    artifact = Path(first["path"])
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    assert manifest["artifact_name"] == artifact.name
+    assert manifest["size"] == artifact.stat().st_size
+    assert any(p.startswith("numpy==") for p in manifest["package_installed"])
+    assert not any(p.startswith("toyproj") for p in manifest["package_installed"])
+    assert {"numpy", "six", "pex"} <= set(pex_distributions(artifact))
+
+    seen = run_job(packed_venv, store_dir, first["path"])
+    assert seen["toy"] == "v1"
+    # nothing of the packing venv leaks into the container
+    packing = str(packed_venv.root)
+    assert packing not in (seen["venv"] or "") and packing not in seen["exe"]
+    assert not [p for p in seen["sys_path"] if p.startswith(packing)]
+
+
+def test_second_call_is_a_noop_and_force_rebuilds(packed_venv, store_dir, job):
+    first = upload(packed_venv, store_dir)
+    artifact = Path(first["path"])
+    manifest = artifact.with_suffix(".json")
+    before = (artifact.stat().st_ino, artifact.stat().st_mtime_ns, manifest.read_bytes())
+
+    again = upload(packed_venv, store_dir)
+    assert not again["built"] and again["written"] == 0 and again["path"] == first["path"]
+    assert (artifact.stat().st_ino, artifact.stat().st_mtime_ns, manifest.read_bytes()) == before
+    assert not list((store_dir / "build").glob("*")) if (store_dir / "build").exists() else True
+
+    forced = upload(packed_venv, store_dir, force_upload=True)
+    assert forced["built"]
+    assert artifact.stat().st_ino != before[0]
+
+
+def test_editable_edit_shows_up_without_rebuilding(packed_venv, store_dir, job):
+    path = upload(packed_venv, store_dir)["path"]
+    mtime = Path(path).stat().st_mtime_ns
+    assert run_job(packed_venv, store_dir, path)["toy"] == "v1"
+    packed_venv.set_toy_value("edited")
+    assert not upload(packed_venv, store_dir)["built"]
+    assert run_job(packed_venv, store_dir, path)["toy"] == "edited"
+    assert Path(path).stat().st_mtime_ns == mtime
+
+
+def test_ignored_and_only_packages_change_the_content(packed_venv, store_dir):
+    ignored = upload(packed_venv, store_dir, package_path=str(store_dir / "a.pex"),
+                     ignored_packages=["numpy"])
+    assert "numpy" not in pex_distributions(ignored["path"])
+    only = upload(packed_venv, store_dir, package_path=str(store_dir / "b.pex"),
+                  only_packages=["six"])
+    assert pex_distributions(only["path"]) == ["six"]
+    manifest = json.loads((store_dir / "b.json").read_text())
+    assert [p.split("==")[0] for p in manifest["package_installed"]] == ["six"]
+
+
+def test_additional_package_is_resolved_and_added(packed_venv, store_dir):
+    result = upload(packed_venv, store_dir, package_path=str(store_dir / "c.pex"),
+                    additional_packages={"tomli-w": "1.0.0"})
+    assert "tomli_w" in pex_distributions(result["path"])
+    assert "numpy" in pex_distributions(result["path"])
+
+
+def test_unresolvable_additional_package_fails_cleanly_and_writes_nothing(packed_venv, store_dir):
+    proc = packed_venv.run(
+        "import cluster_pack\n"
+        "cluster_pack.upload_env(package_path=%r, "
+        "additional_packages={'no-such-package-cpack-test': '9.9.9'})" % str(store_dir / "d.pex"),
+        store_dir, env={"UV_OFFLINE": "1"}, check=False)
+    assert proc.returncode != 0
+    assert "PackageSelectionError" in proc.stderr
+    assert "no-such-package-cpack-test" in proc.stderr
+    assert not [p for p in os.listdir(store_dir) if p.startswith("d.")]
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_upload_zip_from_a_local_file_and_from_http(packed_venv, store_dir, http_server, job):
+    built = upload(packed_venv, store_dir, package_path=str(store_dir / "src.pex"))
+    served_dir, base_url = http_server
+    (served_dir / "served.pex").write_bytes(Path(built["path"]).read_bytes())
+
+    code = ("import json, cluster_pack\n"
+            "a = cluster_pack.upload_zip(%r, package_path=%r)\n"
+            "b = cluster_pack.upload_zip(%r, package_path=%r)\n"
+            "print(json.dumps([a, b]))")
+    a, b = packed_venv.json(code % (built["path"], str(store_dir / "copy.pex"),
+                                    f"{base_url}/served.pex", str(store_dir / "web.pex")),
+                            store_dir)
+    for path in (a, b):
+        assert Path(path).read_bytes() == Path(built["path"]).read_bytes()
+        manifest = json.loads(Path(path).with_suffix(".json").read_text())
+        assert any(p.startswith("numpy==") for p in manifest["package_installed"])
+    assert run_job(packed_venv, store_dir, b)["toy"] == "v1"
+
+
+def test_upload_zip_refuses_zip_slip_entries(packed_venv, store_dir):
+    evil = store_dir / "evil.pex"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("PEX-INFO", "{}")
+        zf.writestr("../../escape.py", "print('owned')")
+    proc = packed_venv.run("import cluster_pack; cluster_pack.upload_zip(%r, package_path=%r)"
+                           % (str(evil), str(store_dir / "out.pex")), store_dir, check=False)
+    assert proc.returncode != 0 and "outside the directory" in proc.stderr
+    assert not (store_dir / "out.pex").exists()
+
+
+JOBS_FROM_JOBS = """
+import json, os
+from cluster_pack import runner
+
+def child():
+    import toyproj, os
+    return ["child", toyproj.VALUE, os.environ["C_PACK_PACKAGE_PATH"]]
+
+def parent():
+    import cluster_pack
+    from cluster_pack import runner
+    path, name = cluster_pack.upload_env()
+    return [path, runner.run_function(child)]
+
+path = {path!r}
+print(json.dumps(runner.run_function(parent, package_path=path)))
+"""
+
+
+def test_jobs_launched_from_jobs_reuse_the_published_environment(packed_venv, store_dir, job):
+    path = upload(packed_venv, store_dir)["path"]
+    mtime = Path(path).stat().st_mtime_ns
+    inner_path, child = packed_venv.json(JOBS_FROM_JOBS.format(path=path), store_dir)
+    assert inner_path == path
+    assert child == ["child", "v1", path]
+    assert Path(path).stat().st_mtime_ns == mtime  # nothing was repacked or rewritten

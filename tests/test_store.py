@@ -1,0 +1,74 @@
+import os
+import stat
+import time
+
+import pytest
+
+from cluster_pack.errors import ConfigurationError
+from cluster_pack.store import ARTIFACT_MODE, TMP_MARKER, Store
+
+
+def test_local_paths_and_file_urls_resolve_to_the_same_place(tmp_path):
+    store, path = Store.for_url(str(tmp_path / "a.pex"))
+    assert store.is_local and path == str(tmp_path / "a.pex")
+    store2, path2 = Store.for_url((tmp_path / "a.pex").as_uri())
+    assert store2.is_local and path2 == path
+
+
+def test_unknown_scheme_is_named():
+    with pytest.raises(ConfigurationError, match="unknown storage scheme 'ftp://'"):
+        Store.for_url("ftp://host/x.pex")
+
+
+def test_publish_file_is_atomic_and_leaves_no_temporary(tmp_path):
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"x" * 100_000)
+    store, path = Store.for_url(str(tmp_path / "out" / "env.pex"))
+    seen = []
+    store.publish_file(source, path, progress=seen.append)
+    assert open(path, "rb").read() == source.read_bytes()
+    assert sum(seen) == 100_000
+    assert stat.S_IMODE(os.stat(path).st_mode) == ARTIFACT_MODE
+    assert not [p for p in os.listdir(tmp_path / "out") if TMP_MARKER in p]
+
+
+def test_failed_publish_keeps_the_previous_artifact(tmp_path, monkeypatch):
+    store, path = Store.for_url(str(tmp_path / "env.pex"))
+    (tmp_path / "env.pex").write_bytes(b"old")
+    source = tmp_path / "new"
+    source.write_bytes(b"new" * 1000)
+
+    def broken_copy(src, dst, progress):
+        dst.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("cluster_pack.store._copy", broken_copy)
+    with pytest.raises(OSError, match="disk full"):
+        store.publish_file(source, path)
+    assert (tmp_path / "env.pex").read_bytes() == b"old"
+    assert not [p for p in os.listdir(tmp_path) if TMP_MARKER in p]
+
+
+def test_stale_temporaries_of_killed_uploads_are_removed(tmp_path):
+    store, _ = Store.for_url(str(tmp_path))
+    stale = tmp_path / f".env.pex{TMP_MARKER}123-abcd"
+    fresh = tmp_path / f".env.pex{TMP_MARKER}456-ef01"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    assert store.remove_stale_temporaries(str(tmp_path)) == 1
+    assert not stale.exists() and fresh.exists()  # a concurrent upload may own it
+
+
+def test_read_bytes_of_missing_file_is_none(tmp_path):
+    store, path = Store.for_url(str(tmp_path / "nothing.json"))
+    assert store.read_bytes(path, 100) is None
+
+
+def test_publish_bytes_replaces_atomically(tmp_path):
+    store, path = Store.for_url(str(tmp_path / "m.json"))
+    store.publish_bytes(b"one", path)
+    store.publish_bytes(b"two", path)
+    assert (tmp_path / "m.json").read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["m.json"]

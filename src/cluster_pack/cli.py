@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 import logging
 import sys
 import time
@@ -182,7 +183,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                     env_vars=dict(e.partition("=")[::2] for e in args.env or []),
                                     fs_args=_fs_args(args.fs_arg))
     if not args.json:
-        print(f"running {' '.join(command)} from {spec.package_path}", file=sys.stderr)
+        print(f"running {shlex.join(command)} from {spec.package_path}", file=sys.stderr)
     result = runner.run(spec, node_dir=args.node_dir, capture=args.json,
                         pre_script_hook=args.pre_script_hook)
     if args.json:

@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+
+.PHONY: demo test test-fast harness-start harness-stop bench-smoke clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[test]'
+	touch $@
+
+demo:  ## set up, pack this demo's venv and run its job with the local runner
+	PYTHON=$(PYTHON) examples/demo/run_demo.sh
+
+test: $(VENV)/.installed  ## set up (incl. the Hadoop harness) and run every test
+	bash .ci/install-harness.sh
+	$(PY) -m pytest -ra
+
+test-fast: $(VENV)/.installed  ## unit + local end-to-end tests only (no JVM, no S3)
+	$(PY) -m pytest -ra -m "not hdfs and not yarn and not s3 and not spark"
+
+bench-smoke: $(VENV)/.installed
+	$(PY) benchmarks/run.py --smoke
+
+clean:
+	rm -rf $(VENV) .demo

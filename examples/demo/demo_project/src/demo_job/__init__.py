@@ -1,0 +1,1 @@
+"""A tiny job: runs in a cluster container (here: the local runner) from the packed env."""

@@ -1,0 +1,144 @@
+"""pytest plugin: session-scoped real HDFS/YARN and S3, started lazily.
+
+Load it with ``pytest_plugins = ["cluster_pack_harness.pytest_plugin"]`` in a conftest.
+
+Fixtures:
+    hadoop_cluster  (session) HadoopCluster: .conf_dir, .default_fs, .env, .rm_address, .namenode_port
+    s3_server       (session) S3Server: .endpoint_url, .bucket, .key, .secret, .fs_args, .env, .client()
+    hadoop_env      (function) os.environ patched with hadoop_cluster.env for one test
+    s3_env          (function) os.environ patched with s3_server.env for one test
+    harness_env     (function) both
+
+Nothing starts unless a test requests one of them. A part that cannot start because a
+prerequisite is missing (no JDK, no Maven/build, moto not installed) makes its tests skip on a
+developer machine and fail when ``CI`` is true (``CI=true``/``1``). Startup errors and timeouts
+always fail. With ``CLUSTER_PACK_HARNESS_DIR`` pointing at a harness started by
+``python -m cluster_pack_harness start``, the running parts are reused (and left running).
+Tests using hadoop_cluster/s3_server get the ``hdfs``/``s3`` markers automatically.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import pytest
+
+from cluster_pack_harness._proc import HarnessError, HarnessUnavailable
+from cluster_pack_harness.hadoop import HadoopCluster
+from cluster_pack_harness.harness import Harness
+from cluster_pack_harness.s3 import S3Server
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _unavailable(part: str, err: Exception):
+    msg = f"harness {part} unavailable: {err}"
+    if in_ci():
+        pytest.fail(msg + " (CI=true: missing prerequisites are failures, run .ci/install-harness.sh)",
+                    pytrace=False)
+    pytest.skip(msg)
+
+
+def _log(msg: str) -> None:
+    print(f"[harness] {msg}", file=sys.stderr, flush=True)
+
+
+def _reuse_dir() -> Optional[str]:
+    return os.environ.get("CLUSTER_PACK_HARNESS_DIR") or None
+
+
+def _attached(kind: str):
+    d = _reuse_dir()
+    if not d:
+        return None
+    try:
+        h = Harness.attach(d)
+    except HarnessError:
+        return None
+    part = h.hadoop if kind == "hadoop" else h.s3
+    if part is not None:
+        _log(f"reusing running {kind} from {d}")
+    return part
+
+
+@pytest.fixture(scope="session")
+def _harness_base(tmp_path_factory):
+    return tmp_path_factory.mktemp("harness", numbered=True)
+
+
+@pytest.fixture(scope="session")
+def hadoop_cluster(_harness_base):
+    """Real HDFS (1 NN + 1 DN) and YARN (1 RM + 1 NM) for the session."""
+    reused = _attached("hadoop")
+    if reused is not None:
+        yield reused
+        return
+    cluster = HadoopCluster(_harness_base)
+    try:
+        cluster.start(timeout=float(os.environ.get("CLUSTER_PACK_HARNESS_TIMEOUT", "180")),
+                      watch_parent=True, log=_log)
+    except HarnessUnavailable as e:
+        _unavailable("hadoop", e)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(_harness_base):
+    """Real S3 API (moto server) on 127.0.0.1 with one bucket (``.bucket``)."""
+    reused = _attached("s3")
+    if reused is not None:
+        yield reused
+        return
+    server = S3Server(_harness_base)
+    try:
+        server.start(watch_parent=True)
+    except HarnessUnavailable as e:
+        _unavailable("s3", e)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def hadoop_env(hadoop_cluster, monkeypatch):
+    """os.environ with HADOOP_CONF_DIR, JAVA_HOME, HADOOP_CLASSPATH, PATH (shims)... for one test."""
+    env = hadoop_cluster.env
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """os.environ with AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... for one test."""
+    env = s3_server.env
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+@pytest.fixture
+def harness_env(hadoop_env, s3_env):
+    return {**hadoop_env, **s3_env}
+
+
+_AUTO_MARKS = {"hadoop_cluster": "hdfs", "hadoop_env": "hdfs", "s3_server": "s3", "s3_env": "s3",
+               "harness_env": "hdfs"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        for fixture, mark in _AUTO_MARKS.items():
+            if fixture in names and item.get_closest_marker(mark) is None:
+                item.add_marker(getattr(pytest.mark, mark))
+        if "harness_env" in names and item.get_closest_marker("s3") is None:
+            item.add_marker(pytest.mark.s3)

@@ -1,0 +1,330 @@
+"""The YARN engine: run a :class:`~cluster_pack.launch.LaunchSpec` in YARN containers via skein.
+
+It only translates the engine-neutral spec (what :mod:`cluster_pack.runner` runs locally):
+
+* every resource becomes a ``skein.File`` under its ``name``: ``type="file"`` for the
+  ``.pex`` and plain files, ``type="archive"`` for the unpacked layout and the editable
+  zips (YARN unpacks them). The published artifact gets ``visibility="private"``: YARN's
+  localization cache then keeps one copy per node and user, shared by every container and
+  every application of that user (the artifact is versioned by its path + HDFS timestamp);
+  per-job files (the pickled function, editable zips, extra files) stay ``"application"``;
+* the container script is ``spec.shell_script(...)``: every value is quoted by
+  :mod:`shlex`, no user string is interpreted by the shell (only ``pre_script_hook``,
+  which is the user's own shell code);
+* ``PEX_ROOT`` is a persistent per-user directory on the node,
+  ``$HOME/.cache/cluster-pack/pex_root`` when ``$HOME`` is writable in the container, else
+  ``$PWD/.pex`` (per container, the original's behaviour). A ``PEX_ROOT`` given in the
+  job's environment wins. The pex runtime therefore installs the environment once per
+  node and user; later containers re-exec the installed venv.
+
+skein (and Java with the Hadoop client classpath, for skein's driver) is needed only when
+a function of this module is called.
+
+>>> import skein
+>>> from cluster_pack import launch, yarn
+>>> spec = launch.module_launch_spec("my_pkg.job", ["--day", "2024-01-01"])  # doctest: +SKIP
+>>> with skein.Client() as client:                                           # doctest: +SKIP
+...     app_id = yarn.submit(spec, client, memory="2 GiB", num_containers=2)
+...     yarn.wait_for_finished(client, app_id)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+from urllib.parse import urlparse
+
+from cluster_pack import settings
+from cluster_pack.launch import LaunchSpec, Resource, function_launch_spec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import skein
+
+_logger = logging.getLogger(__name__)
+
+# Environment set on the container by YARN (not by the script), as the original did.
+CONTAINER_ENV = {"SKEIN_CONFIG": "./.skein", "GIT_PYTHON_REFRESH": "quiet"}
+PROCESS_LOGS_FILE = "output.log"
+
+PEX_ROOT_SNIPPET = """\
+if [ -z "${PEX_ROOT:-}" ]; then
+  if [ -n "${HOME:-}" ] && mkdir -p "$HOME/.cache/cluster-pack/pex_root" 2>/dev/null \\
+      && [ -w "$HOME/.cache/cluster-pack/pex_root" ]; then
+    export PEX_ROOT="$HOME/.cache/cluster-pack/pex_root"
+  else
+    export PEX_ROOT="$PWD/.pex"
+  fi
+fi"""
+
+
+# ------------------------------------------------------------------------ translation
+
+def _is_remote(source: str) -> bool:
+    scheme = urlparse(source).scheme
+    return bool(scheme) and scheme != "file" and len(scheme) > 1  # "C:" is not a scheme
+
+
+def _hadoop_url(source: str) -> str:
+    """Hadoop reads S3 through ``s3a://``."""
+    return "s3a://" + source[len("s3://"):] if source.startswith("s3://") else source
+
+
+def _visibility(resource: Resource, spec: LaunchSpec) -> str:
+    if resource.source == spec.package_path and _is_remote(resource.source):
+        return "private"
+    return "application"
+
+
+def files_of(spec: LaunchSpec, *more: LaunchSpec) -> Dict[str, Any]:
+    """``{link name: skein.File}`` for the resources of ``spec`` (and of ``more`` specs)."""
+    import skein
+
+    files: Dict[str, Any] = {}
+    for one in (spec, *more):
+        for resource in one.resources:
+            if resource.name in files:
+                continue  # same artifact / editable zips in the process_logs spec
+            files[resource.name] = skein.File(
+                source=_hadoop_url(resource.source),
+                type=resource.kind,
+                visibility=_visibility(resource, one),
+            )
+    return files
+
+
+def _heredoc(path: str, content: str) -> str:
+    """Shell lines writing ``content`` verbatim to ``path`` (quoted heredoc: no expansion)."""
+    marker = f"CLUSTER_PACK_EOF_{uuid.uuid4().hex}"
+    if not content.endswith("\n"):
+        content += "\n"
+    return f"cat > {path} <<'{marker}'\n{content}{marker}\n"
+
+
+def container_script(spec: LaunchSpec, pre_script_hook: Optional[str] = None,
+                     process_logs_spec: Optional[LaunchSpec] = None) -> str:
+    """The bash script a container runs.
+
+    With ``process_logs_spec`` the job's output is also written to ``output.log`` (``tee``)
+    and the process_logs function then runs on it; the container fails if either fails.
+    """
+    hook = PEX_ROOT_SNIPPET + ("\n" + pre_script_hook if pre_script_hook else "")
+    script = spec.shell_script(pre_script_hook=hook)
+    if process_logs_spec is None:
+        return script
+    logs_script = process_logs_spec.shell_script(pre_script_hook=PEX_ROOT_SNIPPET)
+    return (
+        _heredoc(".cluster_pack_run.sh", script)
+        + _heredoc(".cluster_pack_process_logs.sh", logs_script)
+        + "set -o pipefail\n"
+        + f"bash .cluster_pack_run.sh 2>&1 | tee {PROCESS_LOGS_FILE}\n"
+        + "CMD_STATUS=$?\n"
+        + "bash .cluster_pack_process_logs.sh\n"
+        + "LOG_STATUS=$?\n"
+        + 'if [ "$CMD_STATUS" -ne 0 ]; then exit "$CMD_STATUS"; fi\n'
+        + 'exit "$LOG_STATUS"\n'
+    )
+
+
+def process_logs_launch_spec(spec: LaunchSpec, process_logs: Callable[[str], Any],
+                             tmp_dir: Optional[str] = None) -> LaunchSpec:
+    """A spec running ``process_logs("output.log")`` from the same published artifact."""
+    return function_launch_spec(process_logs, [PROCESS_LOGS_FILE], tmp_dir=tmp_dir,
+                                package_path=spec.package_path, manifest=spec.manifest)
+
+
+def kerberos_ticket_path() -> Optional[str]:
+    """The Kerberos ticket cache to ship: ``$KRB5CCNAME`` (``FILE:`` stripped), else
+    ``/tmp/krb5cc_<uid>`` if it exists (the original's rule)."""
+    value = os.environ.get("KRB5CCNAME")
+    if value is None:
+        path = f"/tmp/krb5cc_{os.getuid()}"
+        return path if os.path.exists(path) else None
+    return value[len("FILE:"):] if value.startswith("FILE:") else value
+
+
+def application_spec(
+    spec: LaunchSpec,
+    name: str = "cluster-pack",
+    num_cores: int = 1,
+    memory: str = "1 GiB",
+    num_containers: int = 1,
+    queue: Optional[str] = None,
+    node_label: Optional[str] = None,
+    user: Optional[str] = None,
+    hadoop_file_systems: Optional[Sequence[str]] = None,
+    acquire_map_reduce_delegation_token: bool = False,
+    pre_script_hook: Optional[str] = None,
+    max_attempts: int = 1,
+    max_restarts: int = 0,
+    process_logs: Optional[Callable[[str], Any]] = None,
+    tmp_dir: Optional[str] = None,
+    env: Optional[Dict[str, str]] = None,
+) -> "skein.ApplicationSpec":
+    """The ``skein.ApplicationSpec`` running ``spec`` in ``num_containers`` containers.
+
+    ``env`` is extra container environment set by YARN (simple values only; the job's
+    own variables travel in the quoted script). ``user``: impersonation, applied only
+    when it differs from the current user (``C_PACK_USER`` or the login name).
+    """
+    import skein
+
+    logs_spec = process_logs_launch_spec(spec, process_logs, tmp_dir) if process_logs else None
+    files = files_of(spec, *([logs_spec] if logs_spec else []))
+    container_env = {**CONTAINER_ENV, **(env or {})}
+    ticket = kerberos_ticket_path()
+    if ticket:
+        container_env["KRB5CCNAME"] = f"FILE:{os.path.basename(ticket)}"
+        files[os.path.basename(ticket)] = skein.File(source=ticket, type="file")
+    service = skein.Service(
+        resources=skein.Resources(memory=memory, vcores=num_cores),
+        instances=num_containers,
+        files=files,
+        env=container_env,
+        script=container_script(spec, pre_script_hook, logs_spec),
+        max_restarts=max_restarts,
+    )
+    if node_label:
+        service.node_label = node_label
+    app = skein.ApplicationSpec(
+        name=name,
+        file_systems=[_hadoop_url(f) for f in hadoop_file_systems or []],
+        services={name: service},
+        acls=skein.model.ACLs(enable=True, ui_users=["*"], view_users=["*"]),
+        max_attempts=max_attempts,
+    )
+    # Only skein builds with https://github.com/jcrist/skein/pull/197 (not in any skein
+    # release up to 0.8.2) know this option; the original ignored it silently otherwise.
+    if hasattr(skein.ApplicationSpec, "acquire_map_reduce_delegation_token"):
+        app.acquire_map_reduce_delegation_token = acquire_map_reduce_delegation_token
+    elif acquire_map_reduce_delegation_token:
+        _logger.warning("acquire_map_reduce_delegation_token=True is ignored: this skein "
+                        "(%s) cannot acquire a MapReduce delegation token",
+                        getattr(skein, "__version__", "?"))
+    if user and user != settings.get_current_user():
+        app.user = user
+    if queue:
+        app.queue = queue
+    return app
+
+
+def submit(spec: LaunchSpec, client: "skein.Client", **options: Any) -> str:
+    """Submit ``spec`` to YARN; returns the application id.
+
+    ``options`` are those of :func:`application_spec` (``name``, ``num_cores``,
+    ``memory``, ``num_containers``, ``queue``, ``node_label``, ``user``, ...).
+    """
+    app = application_spec(spec, **options)
+    app_id = client.submit(app)
+    _logger.info("submitted %s (%s)", app_id, spec.package_path)
+    return app_id
+
+
+# ----------------------------------------------------------------------- follow-up
+
+def wait_for_finished(client: "skein.Client", app_id: str, poll_every_secs: float = 5,
+                      timeout: Optional[float] = None) -> bool:
+    """Wait until the application ends; True when its final status is SUCCEEDED."""
+    import skein
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    state = None
+    while True:
+        report = client.application_report(app_id)
+        if state != report.state:
+            _logger.info("%s: %s", app_id, _format_app_report(report))
+        state = report.state
+        if str(report.final_status) != "UNDEFINED":
+            _logger.info("%s: %s", app_id, report.final_status)
+            return report.final_status == skein.model.FinalStatus.SUCCEEDED
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{app_id} still {report.state} after {timeout} s")
+        time.sleep(poll_every_secs)
+
+
+def _format_app_report(report: Any) -> str:
+    attrs = ["state", "queue", "start_time", "finish_time", "final_status", "tracking_url",
+             "user"]
+    return os.linesep + os.linesep.join(
+        f"{attr:>16}: {getattr(report, attr, '') or ''}" for attr in attrs)
+
+
+def _local_log_dirs() -> List[Path]:
+    """``yarn.nodemanager.log-dirs`` of the client's yarn-site.xml, when on this machine."""
+    conf_dir = os.environ.get("HADOOP_CONF_DIR") or (
+        os.path.join(os.environ["HADOOP_HOME"], "etc", "hadoop")
+        if os.environ.get("HADOOP_HOME") else None)
+    if not conf_dir:
+        return []
+    try:
+        root = ET.parse(os.path.join(conf_dir, "yarn-site.xml")).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    for prop in root.iter("property"):
+        if (prop.findtext("name") or "").strip() == "yarn.nodemanager.log-dirs":
+            value = (prop.findtext("value") or "").strip()
+            dirs = [Path(urlparse(d).path if "://" in d else d) for d in value.split(",")]
+            return [d for d in dirs if d.is_dir()]
+    return []
+
+
+def local_node_logs(app_id: str) -> Optional[Dict[str, str]]:
+    """Container logs read from the NodeManager log directories of this machine.
+
+    Used when YARN log aggregation is disabled (the default of a pseudo-distributed
+    Hadoop, and of the test minicluster): ``{container_id: text}`` in skein's format.
+    """
+    if not re.fullmatch(r"application_\d+_\d+", app_id):
+        return None
+    logs: Dict[str, str] = {}
+    for log_dir in _local_log_dirs():
+        for container in sorted((log_dir / app_id).glob("container_*")):
+            parts = []
+            for f in sorted(container.iterdir()):
+                if not f.is_file() or f.name in ("launch_container.sh", "directory.info"):
+                    continue
+                try:
+                    text = f.read_text(errors="replace")
+                except OSError:
+                    continue
+                parts.append(f"LogType:{f.name}\nLogLength:{len(text)}\nLog Contents:\n"
+                             f"{text}\nEnd of LogType:{f.name}\n")
+            logs[container.name] = "\n".join(parts)
+    return logs or None
+
+
+def application_logs(client: "skein.Client", app_id: str,
+                     wait_for_nb_logs: Optional[int] = None, log_tries: int = 15,
+                     retry_secs: float = 3) -> Optional[Any]:
+    """The application's logs (``skein.model.ApplicationLogs``), None if unavailable.
+
+    Aggregated logs are asked to YARN up to ``log_tries`` times (aggregation completes a
+    few seconds after the end). If aggregation is disabled and the NodeManager log
+    directories are on this machine, they are read there.
+    """
+    import skein
+
+    nb_keys, logs = 0, None
+    for attempt in range(log_tries):
+        try:
+            logs = client.application_logs(app_id)
+            nb_keys = len(logs.keys())
+            if not wait_for_nb_logs or nb_keys >= wait_for_nb_logs:
+                return logs
+        except Exception as exc:
+            local = local_node_logs(app_id)
+            if local and (not wait_for_nb_logs or len(local) >= wait_for_nb_logs):
+                return skein.model.ApplicationLogs(app_id, local)
+            _logger.warning("cannot collect the logs of %s (attempt %d/%d): %s",
+                            app_id, attempt + 1, log_tries, exc)
+        time.sleep(retry_secs)
+    if nb_keys >= 1:
+        _logger.warning("only %d logs retrieved instead of %s", nb_keys, wait_for_nb_logs)
+        return logs
+    local = local_node_logs(app_id)
+    return skein.model.ApplicationLogs(app_id, local) if local else None

@@ -1,0 +1,224 @@
+"""YARN through skein, on the harness's real MiniYARNCluster + HDFS.
+
+Every submission runs in a subprocess with the python of a REAL test venv (see
+conftest.py), so the environment packed and published to HDFS is that venv: cluster-pack
+(editable), skein, hdfs-native, tomli_w (not in the driver env) and the editable toy
+project ``cpack_toy``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.yarn, pytest.mark.hdfs, pytest.mark.timeout(900)]
+
+PRELUDE = """
+import json, os, sys, time
+import skein
+import cluster_pack
+from cluster_pack.skein import skein_launcher
+
+PKG = {pkg!r}
+DEFAULT_FS = {default_fs!r}
+
+def logs_of(client, app_id, n=None):
+    logs = skein_launcher.get_application_logs(client, app_id, wait_for_nb_logs=n, log_tries=10)
+    return dict(logs.items()) if logs else {{}}
+
+def done(**kw):
+    print("RESULT:" + json.dumps(kw), flush=True)
+"""
+
+NASTY = ["two words", "it's", 'say "hi"', "$HOME", "${PATH}", "a;b", "`id`", "$(id)",
+         "line1\nline2", "back\\slash", "*", "", "--flag=x y", "&& echo pwned |"]
+
+
+@pytest.fixture
+def drive(run_driver, published_env, hadoop_cluster):
+    def go(body: str, **kw):
+        code = PRELUDE.format(pkg=published_env, default_fs=hadoop_cluster.default_fs) + body
+        return run_driver(code, **kw)
+    return go
+
+
+def _all(logs):
+    return "\n".join(logs.values())
+
+
+def test_submit_module_args_and_env_arrive_unchanged(drive):
+    result = drive(f"""
+NASTY = {NASTY!r}
+with skein.Client() as client:
+    t0 = time.monotonic()
+    app_id = skein_launcher.submit(
+        client, "cpack_toy.job", args=NASTY, package_path=PKG, memory="512 MiB",
+        env_vars={{"CPACK_TEST_VAR": "\\n".join(NASTY)}})
+    ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+    seconds = time.monotonic() - t0
+    done(app_id=app_id, ok=ok, seconds=seconds, logs=logs_of(client, app_id))
+""")
+    print(f"\n[yarn] submit(module) -> finished in {result['seconds']:.1f}s", file=sys.stderr)
+    assert result["ok"], _all(result["logs"])
+    text = _all(result["logs"])
+    line = next(ln for ln in text.splitlines() if ln.startswith("TOY-JOB "))
+    import json
+
+    payload = json.loads(line[len("TOY-JOB "):])
+    assert payload["argv"] == NASTY
+    assert payload["env"]["CPACK_TEST_VAR"] == "\n".join(NASTY)
+    assert payload["greet"] == "hello yarn"
+    assert "pwned" not in text.replace("&& echo pwned |", "")
+
+
+def test_submit_func_return_value_and_pex_root_reuse(drive):
+    result = drive("""
+import cpack_toy, tomli_w
+
+def compute(a, b):
+    return {"sum": a + b, "toml": cpack_toy.as_toml({"x": a}), "python": sys.executable,
+            "package_path": os.environ["C_PACK_PACKAGE_PATH"]}
+
+runs = []
+with skein.Client() as client:
+    for _ in range(2):
+        t0 = time.monotonic()
+        app_id = skein_launcher.submit_func(client, compute, args=[2, 3], package_path=PKG,
+                                            memory="512 MiB")
+        ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+        runs.append({"app_id": app_id, "ok": ok, "seconds": time.monotonic() - t0,
+                     "logs": logs_of(client, app_id)})
+done(runs=runs)
+""")
+    first, second = result["runs"]
+    print(f"\n[yarn] submit_func: 1st app {first['seconds']:.1f}s, 2nd app "
+          f"{second['seconds']:.1f}s (PEX_ROOT reused)", file=sys.stderr)
+    for run in result["runs"]:
+        assert run["ok"], _all(run["logs"])
+        text = _all(run["logs"])
+        assert "compute returned {'sum': 5, 'toml': 'x = 2\\n'" in text
+        # the pex venv is installed under the persistent per-user PEX_ROOT, not ./.pex
+        assert "/.cache/cluster-pack/pex_root/venvs/" in text
+        assert "test.pex'" in text
+
+
+def test_num_containers_2(drive):
+    result = drive("""
+def where():
+    return "instance " + os.environ["SKEIN_CONTAINER_ID"]
+
+with skein.Client() as client:
+    app_id = skein_launcher.submit_func(client, where, package_path=PKG, num_containers=2,
+                                        memory="512 MiB")
+    ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+    done(ok=ok, logs=logs_of(client, app_id, n=3))
+""")
+    assert result["ok"], _all(result["logs"])
+    text = _all(result["logs"])
+    assert "where returned 'instance skein_launcher_0'" in text
+    assert "where returned 'instance skein_launcher_1'" in text
+
+
+def test_failing_function_traceback_and_failed_status(drive):
+    result = drive("""
+def explode(x):
+    raise ValueError(f"boom {x} from the container")
+
+with skein.Client() as client:
+    app_id = skein_launcher.submit_func(client, explode, args=[7], package_path=PKG,
+                                        memory="512 MiB")
+    ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+    report = client.application_report(app_id)
+    done(ok=ok, final_status=str(report.final_status), logs=logs_of(client, app_id))
+""")
+    assert result["ok"] is False
+    assert result["final_status"] == "FAILED"
+    text = _all(result["logs"])
+    assert "Traceback (most recent call last)" in text
+    assert "ValueError: boom 7 from the container" in text
+
+
+def test_process_logs_and_pre_script_hook(drive):
+    result = drive("""
+import uuid
+target = f"{DEFAULT_FS}/user/{cluster_pack.settings.get_current_user()}/logs/{uuid.uuid4().hex}.log"
+
+def upload(path):
+    from cluster_pack.skein import skein_launcher as sl
+    print("PROCESS-LOGS got", path)
+    sl.upload_logs_to_hdfs(target, path)
+
+hook = 'export CPACK_HOOK_VAR="set by the hook"; echo "HOOK RAN in $(basename "$PWD")"'
+with skein.Client() as client:
+    app_id = skein_launcher.submit(client, "cpack_toy.job", args=["x"], package_path=PKG,
+                                   memory="512 MiB", pre_script_hook=hook, process_logs=upload)
+    ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+    fs, path = cluster_pack.filesystem.resolve_filesystem_and_path(target)
+    uploaded = fs.cat_file(path).decode()
+    done(ok=ok, uploaded=uploaded, logs=logs_of(client, app_id))
+""")
+    assert result["ok"], _all(result["logs"])
+    text = _all(result["logs"])
+    assert "HOOK RAN in container_" in text
+    assert "PROCESS-LOGS got output.log" in text
+    # output.log (the job's own output, tee'd) reached HDFS through the process_logs hook
+    assert "HOOK RAN in container_" in result["uploaded"]
+    assert '"CPACK_HOOK_VAR": "set by the hook"' in result["uploaded"]
+
+
+def test_job_launches_a_child_job(drive, hadoop_cluster):
+    bin_dir = hadoop_cluster.env["CLUSTER_PACK_HARNESS_BIN"]
+    result = drive(f"""
+def child(n):
+    import tomli_w, cpack_toy
+    return ("child", n * 2, os.environ["C_PACK_PACKAGE_PATH"], cpack_toy.greet("child"))
+
+def parent():
+    import time
+    import skein
+    import cluster_pack
+    from cluster_pack.skein import skein_launcher as sl
+    t0 = time.monotonic()
+    path, _ = cluster_pack.upload_env()  # inside a container: reuses, never repacks
+    reuse_seconds = time.monotonic() - t0
+    with skein.Client() as client:
+        app_id = sl.submit_func(client, child, args=[21], memory="512 MiB", name="child")
+        ok = sl.wait_for_finished(client, app_id, poll_every_secs=1)
+        logs = sl.get_application_logs(client, app_id, log_tries=10)
+    text = "\\n".join(logs.values()) if logs else ""
+    return {{"child_app": app_id, "child_ok": ok, "path": path,
+            "reuse_seconds": round(reuse_seconds, 2),
+            "child_result_logged": "child returned ('child', 42, " + repr(PKG) in text}}
+
+with skein.Client() as client:
+    app_id = skein_launcher.submit_func(
+        client, parent, package_path=PKG, memory="768 MiB", name="parent",
+        env_vars={{"PATH": {bin_dir!r} + ":/usr/local/bin:/usr/bin:/bin"}})
+    ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+    done(ok=ok, app_id=app_id, logs=logs_of(client, app_id))
+""")
+    text = _all(result["logs"])
+    assert result["ok"], text
+    line = next(ln for ln in text.splitlines() if "parent returned" in ln)
+    assert "'child_ok': True" in line, text
+    assert "'child_result_logged': True" in line, text
+    assert f"'path': '{hadoop_cluster.default_fs}" in line and "test.pex'" in line
+
+
+def test_skein_project_example(yarn_venv, driver_env):
+    """examples/skein-project: installed editable in the venv, ships itself (2 containers)."""
+    import subprocess
+    from pathlib import Path
+
+
+    project = Path(__file__).resolve().parents[2] / "examples" / "skein-project"
+    uv = Path(sys.executable).parent / "uv"
+    subprocess.run([str(uv) if uv.exists() else "uv", "pip", "install", "--quiet", "--no-deps", "--python",
+                    yarn_venv.python, "-e", str(project)], check=True)
+    out = subprocess.run([yarn_venv.python, "-m", "skein_project.client", "--n", "100"],
+                         env=driver_env, cwd=yarn_venv.root.parent, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr[-5000:]
+    assert out.stdout.count("sum_of_squares(100) = 328350") == 2, out.stdout
+    assert "worker skein-project_0" in out.stdout and "worker skein-project_1" in out.stdout

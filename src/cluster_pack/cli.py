@@ -193,6 +193,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.returncode
 
 
+def _cmd_spark_args(args: argparse.Namespace) -> int:
+    import shlex
+
+    from cluster_pack import spark_conf
+
+    argv = spark_conf.spark_submit_args(
+        args.path, master=args.master, deploy_mode=args.deploy_mode, pex_root=args.pex_root,
+        include_editables=args.editables, driver_python=args.driver_python)
+    if args.json:
+        print(json.dumps(argv, indent=2))
+    else:
+        print(shlex.join(argv))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cluster-pack",
@@ -241,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pre-script-hook", help="shell code run before the command")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=_cmd_run)
+
+    sa = sub.add_parser("spark-args", parents=[common],
+                        help="spark-submit arguments running PySpark from a published env")
+    sa.add_argument("path", help="URL of the published .pex / .pex.zip")
+    sa.add_argument("--master", help="e.g. yarn, spark://host:7077 (printed as --master)")
+    sa.add_argument("--deploy-mode", choices=["client", "cluster"])
+    sa.add_argument("--pex-root", help="absolute per-node install directory of the env")
+    sa.add_argument("--editables", action="store_true",
+                    help="also ship this venv's editable projects")
+    sa.add_argument("--driver-python", help="driver python in client mode (default: this one)")
+    sa.set_defaults(func=_cmd_spark_args)
     return parser
 
 

@@ -102,7 +102,10 @@ def _safe_extract(archive: Path, target: Path) -> None:
 def localize(resource: Resource, node_dir: Path, fs_args: Optional[Dict[str, Any]] = None) -> Path:
     """The node-cache path of a resource, downloading/unpacking it on first use."""
     store, path = Store.for_url(resource.source, fs_args)
-    entry = node_dir / "filecache" / _cache_key(resource, store, path)
+    # one entry per content *and* link name: the same bytes may be localized under two names
+    key = hashlib.sha256(
+        f"{_cache_key(resource, store, path)}|{resource.name}|{resource.kind}".encode()).hexdigest()
+    entry = node_dir / "filecache" / key
     ready = entry / resource.name
     if ready.exists():
         return ready

@@ -206,13 +206,20 @@ class Store:
     @contextlib.contextmanager
     def lock(self, path: str) -> Iterator[None]:
         """Serialize publishers of the same target (same machine, local stores)."""
+        if self.scheme in ("hdfs", "viewfs"):
+            from cluster_pack import storage_backends
+
+            with storage_backends.hdfs_lock(self.fs, path):
+                yield
+            return
         if not self.is_local:
-            yield  # remote stores rely on rename/put atomicity and the manifest check
+            yield  # object stores: atomic puts, manifest last
             return
         import fcntl
 
-        lock_path = f"{path}.lock"
-        os.makedirs(os.path.dirname(lock_path), mode=DIR_MODE, exist_ok=True)
+        directory, _, name = path.rpartition("/")
+        lock_path = f"{directory}/.locks/{name}.lock"  # out of the way of `ls` and readers
+        os.makedirs(os.path.dirname(lock_path), mode=0o700, exist_ok=True)
         with open(lock_path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -270,7 +277,13 @@ class Store:
         except FileNotFoundError:
             raise
         except (OSError, IOError) as exc:
-            raise StorageError(f"{doing} failed: {exc}") from exc
+            hidden = getattr(self.fs, "cpack_secrets", ())
+            message = f"{doing} failed: {exc}"
+            if hidden:  # never chain an exception that could carry a credential
+                for secret in hidden:
+                    message = message.replace(secret, "***")
+                raise StorageError(message) from None
+            raise StorageError(message) from exc
 
 
 def _copy(src: Any, dst: Any, progress: Optional[ProgressCallback]) -> None:

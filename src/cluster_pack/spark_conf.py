@@ -1,0 +1,415 @@
+"""Spark: the properties that make PySpark executors run Python from a published environment.
+
+Engine-neutral (no pyspark import): :func:`spark_conf` turns a :class:`~cluster_pack.launch.LaunchSpec`
+(or just the path of a published ``.pex`` / ``.pex.zip``) into Spark properties, and
+:func:`spark_submit_args` into ``spark-submit`` arguments. ``cluster_pack.spark.spark_config_builder``
+applies the same properties to a ``SparkSession.Builder``.
+
+>>> conf = spark_conf("hdfs:///user/me/envs/me.pex", master="yarn")   # doctest: +SKIP
+>>> conf["spark.pyspark.python"]                                       # doctest: +SKIP
+'./cluster_pack_python-1a2b3c4d.sh'
+
+How it works
+------------
+* The artifact travels as a Spark *file* (``.pex``: ``spark.files`` / ``spark.yarn.dist.files``)
+  or *archive* (``.pex.zip``, unpacked as ``pyenv``: ``spark.archives`` /
+  ``spark.yarn.dist.archives``); editable projects travel as archives ``#editable_<name>``.
+* ``spark.pyspark.python`` (and ``PYSPARK_PYTHON`` for a driver that is already running) points
+  at a small generated launcher script shipped with the artifact. PySpark starts its workers
+  with ``<python> -m pyspark.daemon`` and puts its own modules (``pyspark.zip``, ``py4j``) on
+  ``PYTHONPATH``, which the pex runtime ignores (venv mode runs ``python -I``); the launcher
+  forwards ``PYTHONPATH`` into ``PEX_EXTRA_SYS_PATH`` (made absolute), chooses ``PEX_ROOT``,
+  then execs the environment. So pyspark does not need to be packed in the environment
+  (``upload_env(ignored_packages=["pyspark", "py4j"])`` keeps 450 MB of jars out of it); if it
+  is packed, the packed copy wins.
+* Caching: the pex runtime installs the environment into ``PEX_ROOT`` on the first start and
+  re-execs the installed venv afterwards. PySpark forks every Python worker from one daemon
+  per executor, so the environment is installed once per executor (default
+  ``PEX_ROOT=<executor working directory>/.pex``), never per task; with ``pex_root=/abs/dir``
+  it is installed once per node and user and reused by later executors and applications.
+  Spark's fetch cache (``spark.files.useFetchCache``, default on) and YARN's localization cache
+  download the artifact once per node.
+* Merging: comma lists (``spark.files``, ``spark.archives``, ...) and ``:`` paths
+  (``PEX_EXTRA_SYS_PATH``) are merged with what is already set, in order, without
+  duplicates; a scalar the user already set is kept (a warning says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from cluster_pack import environment, settings
+from cluster_pack.launch import (EDITABLE_DIRS_ENV_VAR, LaunchSpec, Resource, editable_resources,
+                                 environment_resource)
+from cluster_pack.manifest import run_info_for
+
+_logger = logging.getLogger(__name__)
+
+LAUNCHER_PREFIX = "cluster_pack_python-"
+# Comma-separated lists of Spark properties, merged entry by entry.
+LIST_KEYS = frozenset({
+    "spark.files", "spark.archives", "spark.jars", "spark.submit.pyFiles",
+    "spark.yarn.dist.files", "spark.yarn.dist.archives", "spark.yarn.dist.jars",
+    "spark.jars.packages", "spark.jars.repositories",
+})
+# os.pathsep-separated environment variables, merged entry by entry.
+PATH_VARIABLES = frozenset({"PEX_EXTRA_SYS_PATH", "PYTHONPATH"})
+# comma-separated environment variables, merged entry by entry.
+LIST_VARIABLES = frozenset({EDITABLE_DIRS_ENV_VAR})
+# Variables of a LaunchSpec that make no sense for Spark: Spark owns PYTHONPATH (pyspark.zip,
+# py4j); the launcher forwards it.
+_SKIPPED_VARIABLES = frozenset({"PYTHONPATH"})
+_ENV_PREFIXES = ("spark.executorEnv.", "spark.yarn.appMasterEnv.")
+
+# s3a reads these from the environment (EnvironmentVariableCredentialsProvider); the SDK v1
+# name also works with Hadoop 3.4 (mapped to the SDK v2 provider).
+ENV_CREDENTIALS_PROVIDER = "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
+AWS_ENV = {"key": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY",
+           "token": "AWS_SESSION_TOKEN"}
+# Spark's default spark.redaction.regex: values of matching keys are hidden in the UI and logs.
+SPARK_DEFAULT_REDACTION_REGEX = r"(?i)secret|password|token|access[.]key"
+
+
+# -- merging ---------------------------------------------------------------------------------
+
+def merge_values(old: Optional[str], new: Iterable[str], sep: str = ",") -> str:
+    """``old`` followed by the entries of ``new`` it lacks; order kept, no duplicates."""
+    out: List[str] = []
+    for item in [*(old or "").split(sep), *new]:
+        item = item.strip() if sep == "," else item
+        if item and item not in out:
+            out.append(item)
+    return sep.join(out)
+
+
+def _is_path_key(key: str) -> bool:
+    return key.startswith(_ENV_PREFIXES) and key.rsplit(".", 1)[-1] in PATH_VARIABLES
+
+
+def _is_list_key(key: str) -> bool:
+    return key in LIST_KEYS or (key.startswith(_ENV_PREFIXES)
+                                and key.rsplit(".", 1)[-1] in LIST_VARIABLES)
+
+
+def merge_conf(existing: Mapping[str, str], new: Mapping[str, str]) -> Dict[str, str]:
+    """The properties to set so that ``existing`` also holds ``new``.
+
+    Lists and paths are merged; for any other key a value already set wins (logged when it
+    differs). Returns only the keys whose value changes.
+    """
+    changes: Dict[str, str] = {}
+    for key, value in new.items():
+        old = existing.get(key)
+        if _is_list_key(key):
+            merged = merge_values(old, value.split(","), ",")
+        elif _is_path_key(key):
+            merged = merge_values(old, value.split(os.pathsep), os.pathsep)
+        elif old is not None and str(old) != value:
+            _logger.warning("%s is already set to %r: keeping it (cluster-pack would set %r)",
+                            key, old, value)
+            continue
+        else:
+            merged = value
+        if merged != old:
+            changes[key] = merged
+    return changes
+
+
+# -- the launcher ----------------------------------------------------------------------------
+
+_LAUNCHER = r"""#!/bin/sh
+# Generated by cluster-pack: runs PySpark's Python (driver in cluster mode, workers) from
+# the packed environment __TARGET__, localized in the working directory.
+set -f
+here=$(pwd)
+# PySpark puts pyspark.zip and py4j on PYTHONPATH, which the pex runtime ignores: forward
+# it (and relative PEX_EXTRA_SYS_PATH entries, made absolute) through PEX_EXTRA_SYS_PATH.
+extra=""
+saved_ifs=$IFS
+IFS=:
+for entry in ${PEX_EXTRA_SYS_PATH:-} ${PYTHONPATH:-}; do
+  [ -n "$entry" ] || continue
+  case "$entry" in /*) ;; *) entry="$here/$entry" ;; esac
+  case ":$extra:" in *":$entry:"*) ;; *) extra="${extra:+$extra:}$entry" ;; esac
+done
+IFS=$saved_ifs
+export PEX_EXTRA_SYS_PATH="$extra"
+# Where the environment is installed on its first start (then re-used by every worker):
+# an absolute PEX_ROOT is a per-node cache; it must be a directory of ours that nobody
+# else can write, else this executor uses its own directory.
+root=${PEX_ROOT:-}
+case "$root" in
+  /*)
+    (umask 077 && mkdir -p "$root") 2>/dev/null
+    if [ -L "$root" ] || [ -z "$(find "$root" -prune -type d -user "$(id -u)" ! -perm -020 ! -perm -002 2>/dev/null)" ]; then
+      echo "cluster-pack: PEX_ROOT $root is not a private directory of $(id -un), using $here/.pex" >&2
+      root="$here/.pex"
+    fi ;;
+  "") root="$here/.pex" ;;
+  *) root="$here/$root" ;;
+esac
+export PEX_ROOT="$root"
+target=__TARGET__
+if [ -x "$target" ]; then
+  exec "$target" "$@"
+fi
+# unpacked without execute bits: run it with the interpreter named on its first line
+IFS= read -r first < "$target"
+exec ${first#??} "$target" "$@"
+"""
+
+
+def launcher_script(target: str) -> str:
+    """The launcher's text for the artifact localized as ``target`` (relative path)."""
+    return _LAUNCHER.replace("__TARGET__", shlex.quote(target))
+
+
+def write_launcher(target: str, directory: Optional[Path] = None) -> Path:
+    """Write the launcher (content-addressed name) and return its path."""
+    text = launcher_script(target)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    directory = directory or settings.ensure_private_dir(settings.get_cache_dir() / "spark")
+    path = Path(directory) / f"{LAUNCHER_PREFIX}{digest}.sh"
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    return path
+
+
+# -- LaunchSpec -> Spark ---------------------------------------------------------------------
+
+def hadoop_path(path: str) -> str:
+    """``s3://bucket/key`` -> ``s3a://bucket/key`` (Hadoop's S3 connector); others unchanged."""
+    if path.startswith("s3://"):
+        return "s3a://" + path[len("s3://"):].strip("/")
+    return path
+
+
+def _package_path_of(path: str) -> str:
+    path = hadoop_path(str(path))
+    if "://" not in path:
+        path = os.path.abspath(path)
+    return path
+
+
+def spark_launch_spec(package_path: str, include_editables: bool = False,
+                      env_vars: Optional[Mapping[str, str]] = None,
+                      additional_files: Sequence[str] = ()) -> LaunchSpec:
+    """A LaunchSpec for PySpark processes (no command: PySpark starts its own daemon).
+
+    Unlike :func:`cluster_pack.launch.build_launch_spec` it does not read the manifest, so it
+    does not touch the storage.
+    """
+    package_path = _package_path_of(package_path)
+    artifact = environment_resource(package_path)
+    run = run_info_for(package_path.rstrip("/").rsplit("/", 1)[-1])
+    resources = [artifact]
+    resources += [Resource(str(f), os.path.basename(str(f).rstrip("/"))) for f in additional_files]
+    sources = editable_resources() if include_editables else []
+    resources += sources
+    env = {"PEX_EXTRA_SYS_PATH": ":".join(["."] + [r.name for r in sources]),
+           environment.PACKAGE_PATH_ENV_VAR: package_path}
+    if sources:
+        env[EDITABLE_DIRS_ENV_VAR] = ",".join(r.name for r in sources)
+    env.update({k: str(v) for k, v in (env_vars or {}).items()})
+    return LaunchSpec([run.interpreter_cmd], resources, env, package_path,
+                      "" if run.must_unpack else run.dest_path)
+
+
+def _is_yarn(master: Optional[str]) -> bool:
+    return bool(master) and master.split(":", 1)[0] == "yarn"  # type: ignore[union-attr]
+
+
+def _interpreter_of(spec: LaunchSpec) -> str:
+    cmd = spec.argv[0] if spec.argv else ""
+    if cmd:
+        return cmd
+    artifact = spec.resources[0] if spec.resources else None
+    if artifact is None:
+        raise ValueError("the LaunchSpec has no resources: nothing to run Python from")
+    return run_info_for(artifact.name if artifact.kind == "file" else artifact.source).interpreter_cmd
+
+
+def _resource_url(resource: Resource) -> str:
+    source = hadoop_path(resource.source)
+    if "://" not in source:
+        source = os.path.abspath(source)
+    base = source.rstrip("/").rsplit("/", 1)[-1]
+    if resource.kind == "archive" or base != resource.name:
+        return f"{source}#{resource.name}"
+    return source
+
+
+def spark_conf(spec_or_package_path: Union[LaunchSpec, str], master: Optional[str] = None,
+               deploy_mode: Optional[str] = None, *, pex_root: Optional[str] = None,
+               include_editables: bool = False,
+               launcher_dir: Optional[Path] = None) -> Dict[str, str]:
+    """The Spark properties running PySpark from a published environment.
+
+    :param spec_or_package_path: a LaunchSpec, or the URL/path of a ``.pex`` / ``.pex.zip``
+    :param master: ``yarn`` ships with ``spark.yarn.dist.*`` (YARN's localization cache);
+        any other master with ``spark.files`` / ``spark.archives``; None (unknown yet):
+        both, as the original did
+    :param deploy_mode: ``cluster``: the driver runs from the environment too
+    :param pex_root: an absolute directory on the nodes: the environment is installed
+        there once per node and user (default: once per executor, in its working directory)
+    :param include_editables: with a package path, ship the current venv's editable projects
+    """
+    if isinstance(spec_or_package_path, LaunchSpec):
+        spec = spec_or_package_path
+    else:
+        spec = spark_launch_spec(spec_or_package_path, include_editables=include_editables)
+    interpreter = _interpreter_of(spec)
+    launcher = write_launcher(interpreter, launcher_dir)
+    files = [_resource_url(r) for r in spec.resources if r.kind == "file"] + [str(launcher)]
+    archives = [_resource_url(r) for r in spec.resources if r.kind == "archive"]
+
+    conf: Dict[str, str] = {}
+    yarn = _is_yarn(master)
+    if yarn or master is None:
+        conf["spark.yarn.dist.files"] = ",".join(files)
+        if archives:
+            conf["spark.yarn.dist.archives"] = ",".join(archives)
+    if not yarn:
+        conf["spark.files"] = ",".join(files)
+        if archives:
+            conf["spark.archives"] = ",".join(archives)
+    python = f"./{launcher.name}"
+    conf["spark.pyspark.python"] = python
+    env = {k: v for k, v in spec.env.items() if k not in _SKIPPED_VARIABLES}
+    if pex_root:
+        env["PEX_ROOT"] = pex_root
+    for key, value in sorted(env.items()):
+        conf[f"spark.executorEnv.{key}"] = value
+    if deploy_mode == "cluster":
+        conf["spark.pyspark.driver.python"] = python
+        if yarn or master is None:
+            for key, value in sorted(env.items()):
+                conf[f"spark.yarn.appMasterEnv.{key}"] = value
+    return conf
+
+
+def editables_conf(master: Optional[str] = None, deploy_mode: Optional[str] = None,
+                   workdir: Optional[Path] = None) -> Dict[str, str]:
+    """Ship the current venv's editable projects (zipped, unpacked as ``editable_<name>``) and
+    put them on the executors' ``sys.path``; to merge with :func:`spark_conf`'s properties."""
+    sources = editable_resources(workdir)
+    if not sources:
+        return {}
+    archives = ",".join(_resource_url(r) for r in sources)
+    yarn = _is_yarn(master)
+    conf: Dict[str, str] = {}
+    if yarn or master is None:
+        conf["spark.yarn.dist.archives"] = archives
+    if not yarn:
+        conf["spark.archives"] = archives
+    env = {"PEX_EXTRA_SYS_PATH": ":".join(["."] + [r.name for r in sources]),
+           EDITABLE_DIRS_ENV_VAR: ",".join(r.name for r in sources)}
+    prefixes = ["spark.executorEnv."]
+    if deploy_mode == "cluster" and (yarn or master is None):
+        prefixes.append("spark.yarn.appMasterEnv.")
+    for prefix in prefixes:
+        for key, value in env.items():
+            conf[prefix + key] = value
+    return conf
+
+
+def driver_environment(conf: Mapping[str, str]) -> Dict[str, str]:
+    """Variables a driver that is already running (``python my_job.py``) must export before
+    its SparkContext starts: PySpark reads ``PYSPARK_PYTHON`` from the environment."""
+    return {"PYSPARK_PYTHON": conf["spark.pyspark.python"]} if "spark.pyspark.python" in conf else {}
+
+
+def spark_submit_args(spec_or_package_path: Union[LaunchSpec, str], master: Optional[str] = None,
+                      deploy_mode: Optional[str] = None, *, pex_root: Optional[str] = None,
+                      include_editables: bool = False, driver_python: Optional[str] = None,
+                      files: Sequence[str] = (), archives: Sequence[str] = (),
+                      launcher_dir: Optional[Path] = None) -> List[str]:
+    """``spark-submit`` arguments (``--files``, ``--archives``, ``--conf k=v``...) using the env.
+
+    ``--files``/``--archives`` map to ``spark.yarn.dist.*`` on YARN and ``spark.files``/
+    ``spark.archives`` elsewhere. spark-submit keeps only the last ``--files``: pass your own
+    files and archives here (``files``/``archives``) to get one merged list. In client mode
+    the driver runs locally: ``driver_python`` (default: this interpreter) is used for it.
+    """
+    conf = spark_conf(spec_or_package_path, "yarn", deploy_mode, pex_root=pex_root,
+                      include_editables=include_editables, launcher_dir=launcher_dir)
+    ship_files = merge_values(",".join(files), conf.pop("spark.yarn.dist.files").split(","))
+    ship_archives = merge_values(",".join(archives),
+                                 conf.pop("spark.yarn.dist.archives", "").split(","))
+    if deploy_mode != "cluster":
+        conf["spark.pyspark.driver.python"] = driver_python or sys.executable
+    args: List[str] = []
+    if master:
+        args += ["--master", master]
+    if deploy_mode:
+        args += ["--deploy-mode", deploy_mode]
+    args += ["--files", ship_files]
+    if ship_archives:
+        args += ["--archives", ship_archives]
+    for key, value in conf.items():
+        if key.startswith("spark.yarn.appMasterEnv.") and master and not _is_yarn(master):
+            continue
+        args += ["--conf", f"{key}={value}"]
+    return args
+
+
+# -- S3 --------------------------------------------------------------------------------------
+
+def s3a_conf(fs_args: Optional[Mapping[str, object]] = None,
+             credential_provider_path: Optional[str] = None) -> Dict[str, str]:
+    """s3a properties for an s3fs-style ``fs_args``; never the credentials themselves.
+
+    With a key in ``fs_args`` the credentials are read from the environment
+    (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, see :func:`s3_credentials_env`);
+    with ``credential_provider_path`` (a Hadoop credential store made with
+    ``hadoop credential create fs.s3a.access.key ... -provider jceks://hdfs/...``) from it.
+    """
+    fs_args = fs_args or {}
+    conf = {"spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+            "spark.hadoop.fs.s3a.path.style.access": "true"}
+    client_kwargs = fs_args.get("client_kwargs") or {}
+    endpoint = client_kwargs.get("endpoint_url") if isinstance(client_kwargs, Mapping) else None
+    endpoint = endpoint or fs_args.get("endpoint_url")
+    if endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = str(endpoint)
+        if str(endpoint).startswith("http://"):
+            conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+    region = client_kwargs.get("region_name") if isinstance(client_kwargs, Mapping) else None
+    if region:
+        conf["spark.hadoop.fs.s3a.endpoint.region"] = str(region)
+    if credential_provider_path:
+        conf["spark.hadoop.hadoop.security.credential.provider.path"] = credential_provider_path
+    elif "key" in fs_args or "secret" in fs_args:
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = ENV_CREDENTIALS_PROVIDER
+    return conf
+
+
+def s3_credentials_env(fs_args: Optional[Mapping[str, object]] = None) -> Dict[str, str]:
+    """``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` from ``fs_args``."""
+    fs_args = fs_args or {}
+    return {var: str(fs_args[key]) for key, var in AWS_ENV.items() if fs_args.get(key)}
+
+
+def executor_credentials_conf(credentials: Mapping[str, str]) -> Dict[str, str]:
+    """Executor environment carrying the credentials (``spark.executorEnv.AWS_*``).
+
+    Spark redacts the values of keys matching ``spark.redaction.regex`` (by default anything
+    with ``secret`` or ``token``) in its UI, event logs and launch logs; the key id is not a
+    secret. Needed where executors do not inherit the driver's environment (YARN,
+    Kubernetes); on ``local``/``local-cluster`` they do.
+    """
+    return {f"spark.executorEnv.{k}": v for k, v in credentials.items()}
+
+
+def inherits_driver_environment(master: Optional[str]) -> bool:
+    """Executors started by the driver's own JVM inherit its environment."""
+    return bool(master) and (master.startswith("local"))  # type: ignore[union-attr]

@@ -1,0 +1,140 @@
+"""PySpark on ``local-cluster[2,1,1024]`` (separate executor JVMs and Python daemons) with a
+published environment, through the original ``spark_config_builder`` API.
+
+A real test venv (uv) holds pyspark, cluster-pack (editable), ``cowsay`` and an editable toy
+project. The driver runs in that venv (``tests/spark/spark_job.py``), publishes it without
+pyspark/py4j, and the executors must import ``cowsay`` from the packed environment, pyspark
+from Spark's own ``pyspark.zip``, and the toy project from its local (edited) source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pyspark = pytest.importorskip("pyspark")
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+JOB = ROOT / "tests" / "spark" / "spark_job.py"
+JAVA_HOME = os.environ.get("JAVA_HOME") or "/usr/lib/jvm/java-17-openjdk-amd64"
+MASTER = "local-cluster[2,1,1024]"
+
+
+def _uv() -> str:
+    from cluster_pack import _tools
+
+    uv = _tools.find_uv()
+    if not uv:
+        pytest.skip("uv is needed to build the test venv")
+    return str(uv)
+
+
+@pytest.fixture(scope="module")
+def spark_venv(tmp_path_factory):
+    if not Path(JAVA_HOME, "bin", "java").exists():
+        pytest.skip(f"no JDK at {JAVA_HOME}")
+    base = tmp_path_factory.mktemp("spark")
+    toy = base / "toy"
+    (toy / "src" / "toy_pkg").mkdir(parents=True)
+    (toy / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "toy-pkg"\nversion = "0.1"\n'
+        '[tool.setuptools.packages.find]\nwhere = ["src"]\n')
+    (toy / "src" / "toy_pkg" / "__init__.py").write_text('VALUE = "v1"\n')
+    venv = base / "venv"
+    uv = _uv()
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+                    "-e", str(ROOT), "-e", str(toy), f"pyspark=={pyspark.__version__}", "cowsay",
+                    "hdfs-native", "s3fs"],
+                   check=True)
+    # local-cluster writes executor directories into $SPARK_HOME/work: keep them out of the venv
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    spark_home = base / "spark_home"
+    spark_home.mkdir()
+    for name in ("bin", "jars", "python", "sbin"):
+        (spark_home / name).symlink_to(site / "pyspark" / name)
+    return {"base": base, "python": venv / "bin" / "python", "toy": toy,
+            "spark_home": spark_home}
+
+
+def _run_job(venv, package_path, *args, timeout=600, master=MASTER, extra_env=None):
+    env = dict(os.environ, JAVA_HOME=JAVA_HOME)
+    env.update(extra_env or {})
+    env.update(SPARK_HOME=str(venv["spark_home"]), C_PACK_CACHE_DIR=str(venv["base"] / "cache"))
+    for var in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV"):
+        env.pop(var, None)
+    started = time.perf_counter()
+    proc = subprocess.run([str(venv["python"]), str(JOB), str(package_path), master, *args],
+                          cwd=venv["base"], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, f"job failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("REPORT "))
+    report = json.loads(line[len("REPORT "):])
+    report["total_seconds"] = round(elapsed, 2)
+    print(json.dumps({k: v for k, v in report.items() if k not in ("rounds", "options")}),
+          [r["seconds"] for r in report["rounds"]])
+    return report
+
+
+def _rows(report):
+    return [row for r in report["rounds"] for row in r["rows"]]
+
+
+def test_pex_and_editables_on_local_cluster(spark_venv):
+    envs = spark_venv["base"] / "envs"
+    report = _run_job(spark_venv, envs / "job.pex", "--upload")
+    rows = _rows(report)
+    assert len(rows) == 8
+    driver_site = str(spark_venv["python"].parent.parent)
+    for row in rows:
+        # the packed environment, installed in the executor's own directory
+        assert "/.pex/venvs/" in row["executable"], row
+        assert not row["executable"].startswith(driver_site + "/bin"), row
+        assert row["cowsay"].startswith(row["prefix"]), row
+        # pyspark is not packed: Spark's own pyspark.zip, forwarded by the launcher
+        assert "pyspark.zip" in row["pyspark"], row
+        assert row["toy_value"] == "v1"
+        assert "/editable_toy-pkg/" in row["toy_file"], row
+    # two executors, each with one Python daemon forking the workers
+    assert len({row["cwd"] for row in rows}) == 2
+    assert len({row["ppid"] for row in rows}) == 2
+    # the daemons (and the installed env) are reused by the second job: nothing re-extracted
+    first, second = report["rounds"]
+    assert {r["ppid"] for r in first["rows"]} == {r["ppid"] for r in second["rows"]}
+    # the user's own spark.files was merged, not overwritten
+    files = report["options"]["spark.files"].split(",")
+    assert files[0] == str(JOB) and any(f.endswith("job.pex") for f in files)
+    assert "PYSPARK_PYTHON" not in report["options"]
+
+
+def test_large_layout_edit_and_node_cache(spark_venv):
+    envs = spark_venv["base"] / "envs"
+    toy_init = spark_venv["toy"] / "src" / "toy_pkg" / "__init__.py"
+    toy_init.write_text('VALUE = "v2"\n')  # a local edit, not re-installed
+    node_root = spark_venv["base"] / "node_pex_root"
+    cold = _run_job(spark_venv, envs / "job.pex.zip", "--upload", "--pex-root", str(node_root))
+    rows = _rows(cold)
+    assert {row["toy_value"] for row in rows} == {"v2"}
+    assert all(row["executable"].startswith(str(node_root)) for row in rows)
+    assert all(row["cowsay"].startswith(row["prefix"]) for row in rows)
+    installed = sorted(p.name for p in (node_root / "venvs").rglob("*") if p.parent.parent.name == "venvs")
+    # a second application on the same "node": the installed environment is reused
+    warm = _run_job(spark_venv, envs / "job.pex.zip", "--pex-root", str(node_root))
+    assert sorted(p.name for p in (node_root / "venvs").rglob("*")
+                  if p.parent.parent.name == "venvs") == installed
+    real = lambda rs: {os.path.realpath(row["prefix"]) for row in rs}  # noqa: E731
+    assert real(_rows(warm)) == real(rows) and len(real(rows)) == 1
+    print("first job, cold node cache:", cold["rounds"][0]["seconds"],
+          "s; warm node cache:", warm["rounds"][0]["seconds"], "s")

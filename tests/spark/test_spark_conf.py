@@ -1,0 +1,230 @@
+"""Spark properties, spark-submit arguments and the builder adapter (no JVM started)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster_pack import spark_conf
+from cluster_pack.launch import Resource
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("C_PACK_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "MASTER", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_merge_values_keeps_order_without_duplicates():
+    assert spark_conf.merge_values("b,a", ["a", "c", "b", "d"]) == "b,a,c,d"
+    assert spark_conf.merge_values(None, ["x"]) == "x"
+    assert spark_conf.merge_values(".:lib", [".", "editable_x"], ":") == ".:lib:editable_x"
+
+
+def test_merge_conf_merges_lists_and_keeps_user_scalars(caplog):
+    existing = {"spark.files": "/u/a.txt", "spark.executorEnv.PEX_ROOT": "/mine",
+                "spark.executorEnv.PEX_EXTRA_SYS_PATH": "lib"}
+    new = {"spark.files": "hdfs:///e.pex,/u/a.txt", "spark.executorEnv.PEX_ROOT": "/other",
+           "spark.executorEnv.PEX_EXTRA_SYS_PATH": ".:editable_x", "spark.pyspark.python": "./p"}
+    changes = spark_conf.merge_conf(existing, new)
+    assert changes == {"spark.files": "/u/a.txt,hdfs:///e.pex",
+                       "spark.executorEnv.PEX_EXTRA_SYS_PATH": "lib:.:editable_x",
+                       "spark.pyspark.python": "./p"}
+    assert "keeping it" in caplog.text
+
+
+def test_pex_on_yarn_is_a_dist_file():
+    conf = spark_conf.spark_conf("hdfs:///user/me/envs/me.pex", master="yarn")
+    files = conf["spark.yarn.dist.files"].split(",")
+    assert files[0] == "hdfs:///user/me/envs/me.pex"
+    launcher = Path(files[1])
+    assert launcher.name.startswith(spark_conf.LAUNCHER_PREFIX) and os.access(launcher, os.X_OK)
+    assert conf["spark.pyspark.python"] == f"./{launcher.name}"
+    assert "'./me.pex'" in launcher.read_text() or "./me.pex" in launcher.read_text()
+    assert "spark.files" not in conf and "spark.archives" not in conf
+    assert conf["spark.executorEnv.PEX_EXTRA_SYS_PATH"] == "."
+    assert conf["spark.executorEnv.C_PACK_PACKAGE_PATH"] == "hdfs:///user/me/envs/me.pex"
+    assert not any(k.startswith("spark.yarn.appMasterEnv") for k in conf)
+    assert "spark.executorEnv.PYTHONPATH" not in conf  # Spark owns it; the launcher forwards it
+
+
+def test_large_layout_is_an_archive_everywhere():
+    conf = spark_conf.spark_conf("s3://bucket/envs/me.pex.zip", master="spark://h:7077")
+    assert conf["spark.archives"] == "s3a://bucket/envs/me.pex.zip#pyenv"
+    assert "spark.yarn.dist.archives" not in conf
+    assert "pyenv/__main__.py" in Path(conf["spark.files"]).read_text()
+
+
+def test_unknown_master_ships_both_ways_and_cluster_mode_runs_the_driver_from_the_env():
+    conf = spark_conf.spark_conf("/envs/me.pex", deploy_mode="cluster", pex_root="/data/pex")
+    assert conf["spark.yarn.dist.files"] == conf["spark.files"]
+    assert conf["spark.pyspark.driver.python"] == conf["spark.pyspark.python"]
+    assert conf["spark.yarn.appMasterEnv.PEX_ROOT"] == "/data/pex"
+    assert conf["spark.executorEnv.PEX_ROOT"] == "/data/pex"
+
+
+def test_from_a_launch_spec_with_files_and_editables(tmp_path):
+    pex = tmp_path / "env.pex"
+    extra = tmp_path / "data.csv"
+    spec = spark_conf.spark_launch_spec(str(pex), additional_files=[str(extra)])
+    spec.resources.append(Resource("/tmp/z/proj-123.zip", "editable_proj", "archive"))
+    spec.env["PEX_EXTRA_SYS_PATH"] = ".:editable_proj"
+    conf = spark_conf.spark_conf(spec, master="local-cluster[2,1,1024]")
+    assert conf["spark.files"].split(",")[:2] == [str(pex), str(extra)]
+    assert conf["spark.archives"] == "/tmp/z/proj-123.zip#editable_proj"
+    assert conf["spark.executorEnv.PEX_EXTRA_SYS_PATH"] == ".:editable_proj"
+
+
+def test_editables_conf(monkeypatch):
+    monkeypatch.setattr(spark_conf, "editable_resources", lambda workdir=None: [
+        Resource("/c/a-1.zip", "editable_a", "archive"), Resource("/c/b-2.zip", "editable_b", "archive")])
+    conf = spark_conf.editables_conf("yarn", "cluster")
+    assert conf["spark.yarn.dist.archives"] == "/c/a-1.zip#editable_a,/c/b-2.zip#editable_b"
+    assert conf["spark.executorEnv.PEX_EXTRA_SYS_PATH"] == ".:editable_a:editable_b"
+    assert conf["spark.yarn.appMasterEnv.C_PACK_EDITABLE_DIRS"] == "editable_a,editable_b"
+    monkeypatch.setattr(spark_conf, "editable_resources", lambda workdir=None: [])
+    assert spark_conf.editables_conf("yarn") == {}
+
+
+def test_spark_submit_args_merge_user_files_and_set_a_local_driver_python():
+    args = spark_conf.spark_submit_args("hdfs:///envs/me.pex", master="yarn",
+                                        files=["/home/me/conf.ini"],
+                                        archives=["hdfs:///data/dict.zip#dict"])
+    assert args[:2] == ["--master", "yarn"]
+    files = args[args.index("--files") + 1].split(",")
+    assert files[:2] == ["/home/me/conf.ini", "hdfs:///envs/me.pex"]
+    assert args[args.index("--archives") + 1] == "hdfs:///data/dict.zip#dict"
+    confs = dict(a.split("=", 1) for a in args[1::1] if "=" in a and a.startswith("spark."))
+    assert confs["spark.pyspark.driver.python"] == sys.executable
+    assert confs["spark.pyspark.python"].startswith("./cluster_pack_python-")
+    assert args.count("--files") == 1
+
+
+def test_spark_submit_args_large_layout_cluster_mode():
+    args = spark_conf.spark_submit_args("hdfs:///envs/me.pex.zip", deploy_mode="cluster")
+    assert args[args.index("--archives") + 1] == "hdfs:///envs/me.pex.zip#pyenv"
+    confs = [a for a in args if a.startswith("spark.")]
+    python = next(a for a in confs if a.startswith("spark.pyspark.python=")).split("=", 1)[1]
+    assert f"spark.pyspark.driver.python={python}" in confs
+    assert any(a.startswith("spark.yarn.appMasterEnv.PEX_EXTRA_SYS_PATH=") for a in confs)
+
+
+def test_cli_spark_args(tmp_path):
+    env = dict(os.environ, C_PACK_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args", "--json",
+                          "--master", "yarn", "hdfs:///envs/me.pex"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    args = json.loads(out.stdout)
+    assert args[args.index("--files") + 1].startswith("hdfs:///envs/me.pex,")
+    text = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args",
+                           "hdfs:///envs/me.pex.zip"], capture_output=True, text=True,
+                          env=env, timeout=60).stdout
+    args = shlex.split(text)
+    assert args[args.index("--archives") + 1] == "hdfs:///envs/me.pex.zip#pyenv"
+
+
+# -- S3 --------------------------------------------------------------------------------------
+
+FS_ARGS = {"key": "AKIDTEST", "secret": "s3cr3t-value", "token": "tok-value",
+           "client_kwargs": {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-1"}}
+
+
+def test_s3a_conf_never_holds_secrets():
+    conf = spark_conf.s3a_conf(FS_ARGS)
+    blob = json.dumps(conf)
+    assert "s3cr3t-value" not in blob and "AKIDTEST" not in blob and "tok-value" not in blob
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-1"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == spark_conf.ENV_CREDENTIALS_PROVIDER
+    assert spark_conf.s3_credentials_env(FS_ARGS) == {
+        "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "s3cr3t-value",
+        "AWS_SESSION_TOKEN": "tok-value"}
+    store = spark_conf.s3a_conf(FS_ARGS, credential_provider_path="jceks://hdfs/u/me/s3.jceks")
+    assert store["spark.hadoop.hadoop.security.credential.provider.path"] == "jceks://hdfs/u/me/s3.jceks"
+    assert "spark.hadoop.fs.s3a.aws.credentials.provider" not in store
+
+
+def test_import_cluster_pack_spark_conf_does_not_import_pyspark():
+    code = ("import sys, cluster_pack, cluster_pack.spark_conf, cluster_pack.spark, cluster_pack.cli\n"
+            "print('pyspark' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# -- the SparkSession.Builder adapter ---------------------------------------------------------
+
+@pytest.fixture
+def ssb():
+    pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    return SparkSession.Builder()
+
+
+def test_add_packaged_environment_merges_with_the_builder(ssb):
+    from cluster_pack.spark import spark_config_builder as scb
+
+    ssb.master("local-cluster[2,1,1024]").config("spark.files", "/u/a.txt")
+    ssb.config("spark.executorEnv.PEX_EXTRA_SYS_PATH", "mylib")
+    scb.add_packaged_environment(ssb, "/envs/me.pex")
+    opts = ssb._options
+    files = opts["spark.files"].split(",")
+    assert files[:2] == ["/u/a.txt", "/envs/me.pex"]
+    assert opts["spark.executorEnv.PEX_EXTRA_SYS_PATH"] == "mylib:."
+    assert os.environ["PYSPARK_PYTHON"] == opts["spark.pyspark.python"]
+    assert "PYSPARK_DRIVER_PYTHON" not in os.environ
+    # idempotent
+    before = dict(opts)
+    scb.add_packaged_environment(ssb, "/envs/me.pex")
+    assert dict(ssb._options) == before
+
+
+def test_add_packaged_environment_cluster_mode_on_yarn(ssb):
+    from cluster_pack.spark import spark_config_builder as scb
+
+    ssb.master("yarn").config("spark.submit.deployMode", "cluster")
+    scb.add_packaged_environment(ssb, "s3://b/envs/me.pex.zip")
+    opts = ssb._options
+    assert opts["spark.yarn.dist.archives"] == "s3a://b/envs/me.pex.zip#pyenv"
+    assert os.environ["PYSPARK_DRIVER_PYTHON"] == opts["spark.pyspark.python"]
+    assert "spark.archives" not in opts
+
+
+def test_add_editable_requirements(ssb, monkeypatch):
+    from cluster_pack.spark import spark_config_builder as scb
+
+    monkeypatch.setattr(spark_conf, "editable_resources", lambda workdir=None: [
+        Resource("/c/a-1.zip", "editable_a", "archive")])
+    ssb.master("yarn").config("spark.yarn.dist.archives", "hdfs:///mine.zip#mine")
+    scb.add_packaged_environment(ssb, "hdfs:///envs/me.pex")
+    scb.add_editable_requirements(ssb)
+    opts = ssb._options
+    assert opts["spark.yarn.dist.archives"] == "hdfs:///mine.zip#mine,/c/a-1.zip#editable_a"
+    assert opts["spark.executorEnv.PEX_EXTRA_SYS_PATH"] == ".:editable_a"
+
+
+@pytest.mark.parametrize("master,executor_env", [("local-cluster[2,1,1024]", False), ("yarn", True)])
+def test_add_s3_params_keeps_secrets_out_of_hadoop_properties(ssb, master, executor_env):
+    from cluster_pack.spark import spark_config_builder as scb
+
+    ssb.master(master)
+    scb.add_s3_params(ssb, FS_ARGS)
+    opts = {k: str(v) for k, v in ssb._options.items()}
+    assert not any("s3cr3t-value" in v for k, v in opts.items() if not k.startswith("spark.executorEnv."))
+    assert "spark.hadoop.fs.s3a.secret.key" not in opts and "spark.hadoop.fs.s3a.access.key" not in opts
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "s3cr3t-value"
+    assert ("spark.executorEnv.AWS_SECRET_ACCESS_KEY" in opts) is executor_env
+    import re
+    for key in opts:
+        if "SECRET" in key or "TOKEN" in key:
+            assert re.search(spark_conf.SPARK_DEFAULT_REDACTION_REGEX, key), key

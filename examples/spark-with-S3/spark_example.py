@@ -5,7 +5,7 @@
 
 Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment (as exported by
 the harness env.sh for its S3 server). They are never written
-into Spark properties: see docs/spark.md. s3a needs hadoop-aws in the version of pyspark's
+into Spark properties: see README.md, "Running with Spark". s3a needs hadoop-aws in the version of pyspark's
 Hadoop jars (``hadoop-client-api-*.jar`` in pyspark/jars), fetched from Maven Central by
 ``spark.jars.packages`` below.
 """

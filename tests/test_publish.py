@@ -199,3 +199,24 @@ def test_jobs_launched_from_jobs_reuse_the_published_environment(packed_venv, st
     assert inner_path == path
     assert child == ["child", "v1", path]
     assert Path(path).stat().st_mtime_ns == mtime  # nothing was repacked or rewritten
+
+
+def test_large_layout_is_chosen_automatically_and_runs(packed_venv, store_dir, job):
+    # a 1-byte threshold makes this small venv "too large for a zipapp"
+    code = ("import json; from cluster_pack import publish\n"
+            "r = publish.publish_env(package_path=%r)\n"
+            "print(json.dumps(r.path))") % str(store_dir / "big.pex")
+    path = packed_venv.json(code, store_dir, env={"C_PACK_LARGE_PEX_THRESHOLD": "1"})
+    assert path == str(store_dir / "big.pex.zip")
+    manifest = json.loads((store_dir / "big.pex.json").read_text())
+    assert manifest["layout"] == "pex.zip" and manifest["run"]["must_unpack"]
+    with zipfile.ZipFile(path) as zf:
+        assert "__main__.py" in zf.namelist() and "PEX-INFO" in zf.namelist()
+    seen = run_job(packed_venv, store_dir, path)
+    assert seen["toy"] == "v1" and "/pex_root/" in seen["exe"]
+
+
+def test_allow_large_pex_flag_is_honoured(packed_venv, store_dir):
+    result = upload(packed_venv, store_dir, package_path=str(store_dir / "flag.pex"),
+                    allow_large_pex=True, only_packages=["six"])
+    assert result["path"].endswith("flag.pex.zip")

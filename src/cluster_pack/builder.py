@@ -89,7 +89,7 @@ def installed_size(distributions: Sequence[Distribution]) -> tuple:
     return total, count
 
 
-def _run(cmd: List[str], what: str, env: Optional[dict] = None) -> None:
+def run_tool(cmd: List[str], what: str, env: Optional[dict] = None) -> None:
     _logger.debug("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           env=env, text=True)
@@ -119,7 +119,7 @@ class PexBuilder:
                 layout = LayoutOptimization[spec.layout_optimization].pex_layout
                 self._pex(spec, venv, requirements, pex_dir, layout)
                 self._progress("zipping the large environment")
-                _zip_dir(pex_dir, output, compress=spec.compress)
+                zip_directory(pex_dir, output, compress=spec.compress)
             else:
                 output = workdir / f"{name}{PEX_SUFFIX}"
                 self._pex(spec, venv, requirements, output, "zipapp")
@@ -158,7 +158,7 @@ class PexBuilder:
         env = dict(os.environ)
         env.pop("PEX", None)  # never let an outer pex runtime leak into the build
         try:
-            _run(cmd, "pex", env=env)
+            run_tool(cmd, "pex", env=env)
         finally:
             os.unlink(reqs.name)
 
@@ -172,7 +172,7 @@ class PexBuilder:
                 f"({', '.join(map(str, spec.to_resolve))}) and uv is not available to add "
                 "them: install uv (pip install uv) or install those packages in the venv")
         env = spec.environment
-        _run([uv, "venv", "--quiet", "--python", env.base_executable, str(target)],
+        run_tool([uv, "venv", "--quiet", "--python", env.base_executable, str(target)],
              "creating a transient venv")
         site = _site_packages_of(target)
         for source_site in env.site_packages:
@@ -187,7 +187,7 @@ class PexBuilder:
             cmd.extend(["--find-links", index])
         cmd.extend(str(r) for r in spec.to_resolve)
         try:
-            _run(cmd, "uv")
+            run_tool(cmd, "uv")
         except BuildError as exc:
             raise PackageSelectionError(
                 "cannot install additional_packages "
@@ -224,7 +224,7 @@ def _hardlink_tree(source: Path, target: Path) -> None:
                 shutil.copy2(src, dst)
 
 
-def _zip_dir(source: Path, output: Path, compress: bool) -> None:
+def zip_directory(source: Path, output: Path, compress: bool) -> None:
     """Zip a directory's content (streamed; ZIP64 as needed) at the archive root."""
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     tmp = output.with_name(output.name + ".partial")

@@ -160,9 +160,9 @@ def pack_in_pex(
         if not allow_large_pex:
             check_large_pex(allow_large_pex, target)
             return output
-        from cluster_pack.builder import _zip_dir
+        from cluster_pack.builder import zip_directory
 
-        _zip_dir(Path(target), Path(output + ".zip"),
+        zip_directory(Path(target), Path(output + ".zip"),
                  compress=settings.get_layout_optimization().compress)
         shutil.rmtree(target, ignore_errors=True)
         return output + ".zip"

@@ -434,7 +434,7 @@ def publish_spec(
     with tempfile.TemporaryDirectory(dir=workdir,
                                      prefix=f".{Path(path).name}{TMP_MARKER}spec-") as tmp:
         from cluster_pack import _tools
-        from cluster_pack.builder import _run, _zip_dir
+        from cluster_pack.builder import run_tool, zip_directory
 
         layout = settings.get_layout_optimization()
         out = Path(tmp) / ("env.pex" if not allow_large_pex else "env-dir.pex")
@@ -444,10 +444,10 @@ def publish_spec(
         if allow_large_pex:
             cmd += ["--layout", layout.pex_layout]
         reporter.step(f"resolving and building {spec_file}")
-        _run(cmd, "pex")
+        run_tool(cmd, "pex")
         if allow_large_pex:
             zipped = Path(tmp) / "env.pex.zip"
-            _zip_dir(out, zipped, compress=layout.compress)
+            zip_directory(out, zipped, compress=layout.compress)
             out = zipped
         built = BuiltArtifact(out, allow_large_pex, out.stat().st_size, file_sha256(out), ())
         env = None

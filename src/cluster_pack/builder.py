@@ -106,23 +106,28 @@ class PexBuilder:
 
     def build(self, spec: PackSpec, workdir: Path, name: str) -> BuiltArtifact:
         """Build ``workdir/<name>.pex`` (or ``.pex.zip`` for large environments)."""
-        with tempfile.TemporaryDirectory(dir=workdir, prefix=".build-") as tmp:
+        # Everything pex writes (including its own ``out.pex~`` temporaries) stays in a
+        # temporary directory next to the target, cleaned up whatever happens; ``name``
+        # carries the store's temporary marker so a killed build is swept later.
+        with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{name}-dir-") as tmp:
             tmp_path = Path(tmp)
             venv = spec.environment.prefix
             requirements = list(spec.requirements)
             if spec.to_resolve and not spec.resolve_from_index:
                 self._progress(f"adding {', '.join(map(str, spec.to_resolve))}")
                 venv, requirements = self._venv_with_additional(spec, tmp_path / "venv")
+            suffix = LARGE_PEX_SUFFIX if spec.large else PEX_SUFFIX
+            built = tmp_path / f"out{suffix}"
             if spec.large:
-                output = workdir / f"{name}{LARGE_PEX_SUFFIX}"
-                pex_dir = tmp_path / f"{name}.pex"
+                pex_dir = tmp_path / "out-dir.pex"
                 layout = LayoutOptimization[spec.layout_optimization].pex_layout
                 self._pex(spec, venv, requirements, pex_dir, layout)
                 self._progress("zipping the large environment")
-                zip_directory(pex_dir, output, compress=spec.compress)
+                zip_directory(pex_dir, built, compress=spec.compress)
             else:
-                output = workdir / f"{name}{PEX_SUFFIX}"
-                self._pex(spec, venv, requirements, output, "zipapp")
+                self._pex(spec, venv, requirements, built, "zipapp")
+            output = workdir / f"{name}{suffix}"
+            os.replace(built, output)  # same filesystem: a rename, no copy
         self._progress("hashing")
         return BuiltArtifact(output, spec.large, output.stat().st_size, file_sha256(output),
                              tuple(sorted(str(r) for r in requirements)))
@@ -158,7 +163,7 @@ class PexBuilder:
         env = dict(os.environ)
         env.pop("PEX", None)  # never let an outer pex runtime leak into the build
         try:
-            run_tool(cmd, "pex", env=env)
+            run_tool(cmd, f"pex (building {output})", env=env)
         finally:
             os.unlink(reqs.name)
 

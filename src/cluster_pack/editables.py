@@ -165,9 +165,11 @@ def zip_project(project: EditableProject, output_dir: Path,
 
 def zip_unpacked(directory: Path, name: str, output_dir: Path) -> EditableZip:
     """Zip back a directory a node unpacked (a job launching a job passes it along)."""
+    root = directory.resolve()
     entries = [(p, f"{p.relative_to(directory).as_posix()}")
                for p in sorted(directory.rglob("*")) if p.is_file()
-               and "__pycache__" not in p.parts]
+               and "__pycache__" not in p.parts
+               and p.resolve().is_relative_to(root)]  # never follow links out of it
     final, digest = _write_zip(entries, output_dir, name)
     top = tuple(sorted({e[1].split("/")[0] for e in entries}))
     return EditableZip(name, final, digest, top)

@@ -123,8 +123,12 @@ def _workdir(store: Store, path: str) -> Path:
     if store.is_local:
         directory = Path(path).parent
         os.makedirs(directory, mode=0o750, exist_ok=True)
-        return directory
-    return settings.ensure_private_dir(settings.get_cache_dir() / "build")
+    else:
+        directory = settings.ensure_private_dir(settings.get_cache_dir() / "build")
+    # builds killed with SIGKILL leave temporaries here: sweep the stale ones
+    local, local_dir = Store.for_url(str(directory))
+    local.remove_stale_temporaries(local_dir)
+    return directory
 
 
 # -- upload_env ----------------------------------------------------------------------------

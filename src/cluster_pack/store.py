@@ -199,7 +199,8 @@ class Store:
             if mtime is not None and now - mtime < older_than:
                 continue  # maybe a concurrent upload still running
             with contextlib.suppress(Exception):
-                self.fs.rm(entry["name"])
+                # publish_zip/publish_spec/the node cache leave temporary *directories*
+                self.fs.rm(entry["name"], recursive=entry.get("type") == "directory")
                 removed += 1
         return removed
 
@@ -209,6 +210,9 @@ class Store:
         if self.scheme in ("hdfs", "viewfs"):
             from cluster_pack import storage_backends
 
+            # create the directory with DIR_MODE first: creating the lock file would
+            # otherwise create it with the namenode's default (0777 & ~umask) mode
+            self.makedirs(path.rsplit("/", 1)[0] or "/")
             with storage_backends.hdfs_lock(self.fs, path):
                 yield
             return
@@ -220,7 +224,8 @@ class Store:
         directory, _, name = path.rpartition("/")
         lock_path = f"{directory}/.locks/{name}.lock"  # out of the way of `ls` and readers
         os.makedirs(os.path.dirname(lock_path), mode=0o700, exist_ok=True)
-        with open(lock_path, "a") as handle:
+        fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

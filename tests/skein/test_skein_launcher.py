@@ -223,6 +223,6 @@ def test_module_launch_of_a_script_file(fake_artifact, tmp_path):
 
 def test_examples_and_docs_exist():
     root = Path(__file__).resolve().parents[2]
-    assert (root / "docs" / "yarn.md").exists()
+    assert "## Running on YARN" in (root / "README.md").read_text()
     assert (root / "examples" / "interactive-mode" / "README.md").exists()
     assert (root / "examples" / "skein-project" / "README.md").exists()

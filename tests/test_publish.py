@@ -220,3 +220,37 @@ def test_allow_large_pex_flag_is_honoured(packed_venv, store_dir):
     result = upload(packed_venv, store_dir, package_path=str(store_dir / "flag.pex"),
                     allow_large_pex=True, only_packages=["six"])
     assert result["path"].endswith("flag.pex.zip")
+
+
+def test_upload_spec_builds_from_a_requirements_file(packed_venv, store_dir):
+    project = store_dir.parent / "proj"
+    project.mkdir()
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    code = ("import json, cluster_pack\n"
+            "a = cluster_pack.upload_spec(%r, package_path=%r)\n"
+            "b = cluster_pack.upload_spec(%r, package_path=%r)\n"
+            "print(json.dumps([a, b]))") % ((str(project / "requirements.txt"),
+                                             str(store_dir / "specs")) * 2)
+    first, second = packed_venv.json(code, store_dir)
+    assert first == second == str(store_dir / "specs" / "cluster_pack_proj.pex")
+    assert pex_distributions(first) == ["six"]
+    manifest = json.loads((store_dir / "specs" / "cluster_pack_proj.json").read_text())
+    assert manifest["fingerprint"].startswith("spec:")
+
+
+def test_env_fallback_path_is_reused_when_it_matches(packed_venv, store_dir):
+    first = upload(packed_venv, store_dir, package_path=str(store_dir / "prebuilt.pex"),
+                   only_packages=["six"])
+    prebuilt = store_dir.parent / "prebuilt-copy.pex"
+    prebuilt.write_bytes(Path(first["path"]).read_bytes())
+    code = ("import json, logging, cluster_pack\n"
+            "from cluster_pack import publish\n"
+            "r = publish.publish_env(package_path=%r, only_packages=['six'])\n"
+            "print(json.dumps(r.path))") % str(store_dir / "reused.pex")
+    path = packed_venv.json(code, store_dir, env={"C_PACK_ENV_FALLBACK_PATH": str(prebuilt)})
+    assert Path(path).read_bytes() == prebuilt.read_bytes()  # taken as is, not rebuilt
+    # a fallback that does not match the selection is ignored: numpy gets built
+    code2 = code.replace("only_packages=['six']", "only_packages=['six', 'numpy']").replace(
+        "reused.pex", "rebuilt.pex")
+    path2 = packed_venv.json(code2, store_dir, env={"C_PACK_ENV_FALLBACK_PATH": str(prebuilt)})
+    assert pex_distributions(path2) == ["numpy", "six"]

@@ -5,10 +5,14 @@
 
 Needs a Hadoop configuration (HADOOP_CONF_DIR) for YARN/HDFS, a JDK, and pyspark in the venv.
 Against the test harness: ``python -m cluster_pack_harness start`` and
-``source .harness/env.sh`` first (see docs/harness.md).
+``source .harness/env.sh`` first (see docs/harness.md); the environment then goes to
+``$CLUSTER_PACK_HARNESS_DEFAULT_FS/user/$USER/envs/spark_example.pex``. CI runs it that way
+(tests/integration/test_examples.py).
 """
 
 import argparse
+import getpass
+import os
 
 import numpy as np
 from pyspark.sql import SparkSession
@@ -22,10 +26,19 @@ def intersection(pair):
     return np.intersect1d(first, second).tolist()  # numpy from the packed environment
 
 
+def default_package_path():
+    """On the harness its HDFS; elsewhere upload_env's {fs.defaultFS}/user/$USER/envs/<venv>.pex."""
+    default_fs = os.environ.get("CLUSTER_PACK_HARNESS_DEFAULT_FS")
+    if default_fs:
+        return f"{default_fs}/user/{getpass.getuser()}/envs/spark_example.pex"
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--master", default="yarn")
-    parser.add_argument("--package-path", help="default: {fs.defaultFS}/user/$USER/envs/<venv>.pex")
+    parser.add_argument("--package-path", default=default_package_path(),
+                        help="default: {fs.defaultFS}/user/$USER/envs/<venv>.pex")
     args = parser.parse_args()
 
     # pyspark and py4j stay out of the environment: the executors use Spark's own copy
@@ -46,6 +59,8 @@ def main() -> None:
     pairs = [(rng.integers(0, 100, 100), rng.integers(0, 100, 100)) for _ in range(4)]
     result = spark.sparkContext.parallelize(pairs, numSlices=2).map(intersection).collect()
     print(f"intersections: {[len(r) for r in result]}")
+    where = spark.sparkContext.parallelize([0], 1).map(lambda _: np.__file__).first()
+    print(f"executors' numpy: {where}")
     spark.stop()
 
 

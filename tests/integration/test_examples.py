@@ -1,0 +1,81 @@
+"""The Spark examples, run as they are (subprocesses of a real venv) against the harness.
+
+* ``examples/spark/spark_example.py``: master ``yarn`` (client mode) on the harness
+  MiniYARNCluster, the environment published to the harness HDFS
+  (``$CLUSTER_PACK_HARNESS_DEFAULT_FS/user/$USER/envs/spark_example.pex``).
+* ``examples/spark-with-S3/spark_example.py``: ``local-cluster[2,1,1024]``, the environment
+  and the data on the harness S3 server (bucket/endpoint/credentials from the harness env),
+  the s3a jars from ``.ci/install-spark-s3.sh`` (``CLUSTER_PACK_S3A_JARS``).
+
+The venv is ``spark_venv`` of the Spark tests plus what the examples import (numpy, pandas,
+pyarrow).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyspark")
+
+from test_spark_local_cluster import JAVA_HOME, _uv, spark_venv  # noqa: E402,F401
+from test_spark_s3 import s3a_jars  # noqa: E402
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="module")
+def examples_venv(spark_venv):  # noqa: F811
+    subprocess.run([_uv(), "pip", "install", "-q", "--python", str(spark_venv["python"]),
+                    "numpy", "pandas", "pyarrow"], check=True)
+    return spark_venv
+
+
+def _run_example(venv, script, extra_env, *args, timeout=1100):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV",
+                        "C_PACK_PACKAGE_PATH", "C_PACK_LOCAL_ARTIFACT", "C_PACK_EDITABLE_DIRS")}
+    env["JAVA_HOME"] = JAVA_HOME
+    env.update(extra_env)
+    env.update(SPARK_HOME=str(venv["spark_home"]), C_PACK_CACHE_DIR=str(venv["base"] / "cache"))
+    started = time.perf_counter()
+    proc = subprocess.run([str(venv["python"]), str(script), *args], cwd=venv["base"], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 0, \
+        f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-8000:]}"
+    print(f"{script.relative_to(ROOT)}: {seconds:.1f}s\n{proc.stdout}")
+    return proc.stdout
+
+
+@pytest.mark.yarn
+@pytest.mark.hdfs
+def test_spark_example_on_yarn_and_hdfs(examples_venv, hadoop_cluster):
+    out = _run_example(examples_venv, EXAMPLES / "spark" / "spark_example.py",
+                       hadoop_cluster.env)
+    lines = out.splitlines()
+    intersections = next(line for line in lines if line.startswith("intersections: "))
+    assert len(eval(intersections.split(": ", 1)[1])) == 4  # noqa: S307 - our own output
+    numpy = next(line for line in lines if line.startswith("executors' numpy: "))
+    assert "/.pex/venvs/" in numpy, numpy  # the packed environment, not the driver's venv
+
+
+@pytest.mark.s3
+def test_spark_s3_example(examples_venv, s3_server):
+    jars = s3a_jars(str(examples_venv["python"]))
+    env = dict(s3_server.env, CLUSTER_PACK_S3A_JARS=jars)
+    out = _run_example(examples_venv, EXAMPLES / "spark-with-S3" / "spark_example.py", env)
+    lines = out.splitlines()
+    means = [line.split() for line in lines if line.split()[:1] in (["0"], ["1"])]
+    assert [m[1:] for m in means] == [["1", "1.5"], ["2", "6.0"]], out
+    pandas = next(line for line in lines if line.startswith("executors' pandas: "))
+    assert "/.pex/venvs/" in pandas, pandas
+    client = s3_server.client()
+    assert client.head_object(Bucket=s3_server.bucket, Key="envs/spark_example.pex")

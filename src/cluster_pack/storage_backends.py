@@ -138,20 +138,80 @@ def scrub(message: str, secrets: List[str]) -> str:
     return message
 
 
+# botocore settings applied unless fs_args["config_kwargs"] sets them: a dead endpoint fails
+# in seconds (botocore's legacy mode retries a refused connection 5 times with up to ~15 s of
+# backoff, and s3fs wraps every call in 5 more attempts)
+S3_FAST_FAIL = {
+    "connect_timeout": 5,
+    "retries": {"max_attempts": 3, "mode": "standard"},
+}
+S3_CALL_ATTEMPTS = 2  # s3fs' own retry loop around each call (default 5)
+
+
+def _key_id(args: Dict[str, Any]) -> str:
+    """The access key id in use (not a secret: it names the credentials to check)."""
+    sub = args.get("client_kwargs") or {}
+    return str(args.get("key") or args.get("aws_access_key_id")
+               or (sub.get("aws_access_key_id") if isinstance(sub, dict) else None)
+               or (os.environ.get("AWS_ACCESS_KEY_ID") if not args.get("profile") else None)
+               or "")
+
+
+def _s3_error(exc: BaseException, bucket: Any, key_id: str, endpoint: str,
+              hidden: List[str]) -> OSError:
+    """An OSError naming the bucket (and the key id, endpoint), never a secret."""
+    from botocore import exceptions as boto
+
+    where = f"bucket '{bucket}'" if bucket else "S3"
+    if isinstance(exc, PermissionError) or isinstance(exc, (boto.NoCredentialsError,
+                                                            boto.PartialCredentialsError)):
+        which = f"key id {key_id}" if key_id else "the AWS credentials in use"
+        error: OSError = PermissionError(
+            f"S3 access to {where} was denied: check the credentials ({which}): {exc}")
+    elif isinstance(exc, (boto.ConnectionError, boto.HTTPClientError)):
+        error = ConnectionError(
+            f"S3 endpoint {endpoint or 'of AWS'} unreachable for {where}: {exc}")
+    else:
+        error = OSError(f"S3 request on {where} failed: {exc}")
+    error.args = (scrub(str(error), hidden),)
+    return error
+
+
 def _s3(url: str, fs_args: Dict[str, Any]) -> Any:
     try:
         import s3fs
+        from botocore.exceptions import BotoCoreError
+        from fsspec.asyn import sync_wrapper
     except ImportError as exc:
         raise _missing(url, "s3", exc) from None
     args = dict(fs_args)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint and "endpoint_url" not in args:
         args["endpoint_url"] = endpoint
+    config = dict(args.get("config_kwargs") or {})
+    for key, value in S3_FAST_FAIL.items():
+        config.setdefault(key, value)
+    args["config_kwargs"] = config
     hidden = secrets_of(args)
+    key_id = _key_id(args)
+    endpoint = str(args.get("endpoint_url")
+                   or (args.get("client_kwargs") or {}).get("endpoint_url") or "")
 
     class _Fs(s3fs.S3FileSystem):  # type: ignore[misc]
         cachable = False
         cpack_secrets = hidden
+        retries = S3_CALL_ATTEMPTS
+
+        async def _call_s3(self, method: Any, *akwarglist: Any, **kwargs: Any) -> Any:
+            """s3fs' call, with errors that name the bucket and never carry a secret."""
+            try:
+                return await super()._call_s3(method, *akwarglist, **kwargs)
+            except (FileNotFoundError, FileExistsError):
+                raise
+            except (PermissionError, BotoCoreError) as exc:
+                raise _s3_error(exc, kwargs.get("Bucket"), key_id, endpoint, hidden) from None
+
+        call_s3 = sync_wrapper(_call_s3)  # S3File (uploads) calls the sync wrapper
 
         def makedirs(self, path: str, exist_ok: bool = False) -> None:
             """Keys need no directories; only check the bucket (never create one)."""

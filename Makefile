@@ -16,6 +16,7 @@ demo:  ## set up, pack this demo's venv and run its job with the local runner
 
 test: $(VENV)/.installed  ## set up (incl. the Hadoop harness) and run every test
 	bash .ci/install-harness.sh
+	PYTHON=$(PY) bash .ci/install-spark-s3.sh >/dev/null
 	$(PY) -m pytest -ra
 
 test-fast: $(VENV)/.installed  ## unit + local end-to-end tests only (no JVM, no S3)

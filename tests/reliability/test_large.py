@@ -1,0 +1,82 @@
+"""An environment over 4 GiB and 65,535 files packs, publishes and runs with no flag.
+
+Long (writes ~25 GB, several minutes): opt in with ``CPACK_LARGE_TESTS=1``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.fakes import _record_line
+from tests.venvs import REPO, TestVenv, build_venv
+
+GIB = 1024 ** 3
+CHUNK = 64 * 1024 * 1024
+
+pytestmark = pytest.mark.skipif(os.environ.get("CPACK_LARGE_TESTS") != "1",
+                                reason="writes ~25 GB; run with CPACK_LARGE_TESTS=1")
+
+
+def _site(venv):
+    return next((venv / "lib").glob("python*/site-packages"))
+
+
+def _install_big_distribution(site, total_bytes, small_files):
+    """A real installed distribution: incompressible chunks plus many tiny modules."""
+    package = site / "bigdata"
+    (package / "blobs").mkdir(parents=True)
+    (package / "many").mkdir()
+    written = [package / "__init__.py"]
+    (package / "__init__.py").write_text(
+        "import os\nHERE = os.path.dirname(__file__)\n")
+    remaining, i = total_bytes, 0
+    while remaining > 0:
+        size = min(CHUNK, remaining)
+        path = package / "blobs" / f"chunk{i:03d}.bin"
+        with open(path, "wb") as f:
+            f.write(os.urandom(size))
+        written.append(path)
+        remaining -= size
+        i += 1
+    for j in range(small_files):
+        path = package / "many" / f"m{j:05d}.txt"
+        path.write_text(str(j))
+        written.append(path)
+    dist_info = site / "bigdata-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: bigdata\nVersion: 1.0\n")
+    (dist_info / "INSTALLER").write_text("test\n")
+    written += [dist_info / "METADATA", dist_info / "INSTALLER"]
+    lines = [_record_line(site, p) for p in written] + ["bigdata-1.0.dist-info/RECORD,,"]
+    (dist_info / "RECORD").write_text("\n".join(lines) + "\n")
+
+
+def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, summary):
+    venv = build_venv(tmp_path / "venv", ["six"], editables=[REPO])
+    _install_big_distribution(_site(venv), int(4.2 * GIB), 70_000)
+    test_venv = TestVenv(venv, tmp_path)
+    store = tmp_path / "cache"
+    store.mkdir()
+    path = test_venv.json(
+        "import json; from cluster_pack import publish\n"
+        "r = publish.publish_env(package_path=%r)\n"
+        "print(json.dumps(r.path))" % str(store / "big.pex"), store)
+    assert path.endswith(".pex.zip")  # chosen automatically: a zipapp could not run
+    manifest = json.loads((store / "big.pex.json").read_text())
+    assert manifest["size"] > 4 * GIB and manifest["run"]["must_unpack"]
+    shutil.rmtree(tmp_path / "venv" / "lib")  # the node must not need the packing venv
+    from cluster_pack import launch, runner
+
+    spec = launch.build_launch_spec(
+        ["-c", "import bigdata, os; print(len(os.listdir(os.path.join(bigdata.HERE, 'many'))),"
+               " sum(os.path.getsize(os.path.join(bigdata.HERE, 'blobs', f))"
+               " for f in os.listdir(os.path.join(bigdata.HERE, 'blobs'))))"],
+        package_path=path, include_editables=False)
+    run = runner.run(spec, node_dir=tmp_path / "node")
+    assert run.returncode == 0, run.stderr[-3000:]
+    files, size = map(int, run.stdout.split())
+    assert files == 70_000 and size == int(4.2 * GIB)
+    summary.figure("large environment", f"{manifest['size'] / GIB:.2f} GiB, >70,000 files: ran")

@@ -1,0 +1,719 @@
+"""Dask clusters whose scheduler and workers run from the packed environment.
+
+Two engines, one shape (:class:`DaskCluster`, a context manager holding a connected
+``distributed.Client``):
+
+* :func:`local_cluster`: the scheduler and N workers are background processes started
+  like :mod:`cluster_pack.runner` starts a job (fresh working directory per process,
+  resources localized through the node cache, minimal environment, the generated launch
+  script). Workers find the scheduler through a ``--scheduler-file``.
+* :func:`yarn_cluster`: one skein application with a ``dask.scheduler`` service (1
+  container) and a ``dask.worker`` service (``n_workers`` containers, ``worker_vcores`` /
+  ``worker_memory``). The scheduler publishes its address in the skein key-value store
+  (key ``dask.scheduler``); workers and the client read it there. ``scale(n)`` scales the
+  worker service up or down.
+
+Every process is ``<interpreter_cmd> -m ...`` built with
+:func:`cluster_pack.launch.build_launch_spec`: same artifact, editable sources and env
+variables as every other engine. The packed environment must contain ``distributed``
+(and ``skein`` for YARN: the containers talk to the skein ApplicationMaster).
+
+Everything started is stopped when the ``with`` block exits (also on an exception), when
+:meth:`DaskCluster.close` is called, or when the Python process ends (``atexit``). A
+worker that dies is logged by a watcher thread and raised as :class:`ClusterError` by
+:meth:`DaskCluster.check` and when the ``with`` block exits.
+
+>>> from cluster_pack import dask as cp_dask
+>>> with cp_dask.local_cluster(n_workers=2, package_path="/tmp/envs/me.pex") as cluster:  # doctest: +SKIP
+...     cluster.client.gather(cluster.client.map(lambda x: x + 1, range(4)))
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+
+from cluster_pack import launch, runner, settings
+from cluster_pack.errors import ClusterPackError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import distributed
+    import skein
+
+_logger = logging.getLogger(__name__)
+
+SCHEDULER_KEY = "dask.scheduler"
+SCHEDULER_SERVICE = "dask.scheduler"
+WORKER_SERVICE = "dask.worker"
+
+
+class ClusterError(ClusterPackError):
+    """A cluster process died, or the cluster could not start."""
+
+
+# ------------------------------------------------------------- local background processes
+
+@dataclass
+class LocalProcess:
+    """One LaunchSpec running in the background in its own working dir and process group."""
+
+    name: str
+    popen: subprocess.Popen
+    workdir: Path
+    log_path: Path
+    stopping: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def poll(self) -> Optional[int]:
+        return self.popen.poll()
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def session_pids(self) -> List[int]:
+        """Every live process of this process's session (it is a session leader): its
+        children, and theirs even when reparented after a parent died (Linux /proc)."""
+        return _session_members(self.popen.pid)
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM the process group, SIGKILL it after ``timeout`` seconds, then SIGKILL
+        whatever is left in the session (processes that changed group, orphans)."""
+        self.stopping = True
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.popen.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.popen.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = self.session_pids()
+            if not left:
+                return
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.2)
+        _logger.warning("%s: processes %s survived SIGKILL", self.name, self.session_pids())
+
+
+def _session_members(sid: int) -> List[int]:
+    members = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - not Linux: the process group kill is all we do
+        return members
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...; comm may contain spaces/parentheses
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(entry))
+    return members
+
+
+def start_local_process(spec: launch.LaunchSpec, name: str, workdir: Optional[Path] = None,
+                        node_dir: Optional[Path] = None,
+                        fs_args: Optional[Dict[str, Any]] = None,
+                        extra_env: Optional[Dict[str, str]] = None) -> LocalProcess:
+    """Start ``spec`` in the background, as :func:`cluster_pack.runner.run` would run it
+    (fresh working dir, node cache, minimal env), in a new session/process group; its
+    output goes to ``<workdir>/output.log``."""
+    node_dir = settings.ensure_private_dir(Path(node_dir or runner.default_node_dir()))
+    workdir = Path(workdir or tempfile.mkdtemp(prefix=f"cluster-pack-{name}-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    for resource in spec.resources:
+        cached = runner.localize(resource, node_dir, fs_args)
+        link = workdir / resource.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(cached, target_is_directory=cached.is_dir())
+    script = workdir / "launch_container.sh"
+    script.write_text(spec.shell_script(extra_env=extra_env))
+    log_path = workdir / "output.log"
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(["bash", str(script)], cwd=workdir,
+                                 env=runner._minimal_env(spec.env, node_dir),
+                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    _logger.info("started %s (pid %d) in %s", name, popen.pid, workdir)
+    return LocalProcess(name, popen, workdir, log_path)
+
+
+# ---------------------------------------------------------------------- cluster object
+
+# strong references: a cluster the caller dropped must still be stopped at exit
+_LIVE: "set[Any]" = set()
+
+
+@atexit.register
+def _close_all() -> None:  # pragma: no cover - exercised at interpreter exit
+    for cluster in list(_LIVE):
+        try:
+            cluster.close()
+        except Exception:
+            pass
+
+
+class _Watched:
+    """Common behaviour: watcher thread, context manager, atexit registration."""
+
+    kind = "cluster"
+
+    def __init__(self, watch_every: float = 2.0):
+        self._closed = False
+        self._dead: List[str] = []
+        self._lock = threading.Lock()
+        self._stop_watch = threading.Event()
+        self._watch_every = watch_every
+        self._watcher: Optional[threading.Thread] = None
+        _LIVE.add(self)
+
+    # subclasses
+    def _find_dead(self) -> List[str]:
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        raise NotImplementedError
+
+    def _start_watcher(self) -> None:
+        self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                         name=f"cluster-pack-{self.kind}-watcher")
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop_watch.wait(self._watch_every):
+            try:
+                self._collect()
+            except Exception as exc:  # pragma: no cover - best effort
+                _logger.debug("watcher: %s", exc)
+
+    def _collect(self) -> List[str]:
+        found = self._find_dead()
+        with self._lock:
+            new = [d for d in found if d not in self._dead]
+            self._dead.extend(new)
+        for message in new:
+            _logger.error("%s: %s", self.kind, message)
+        return list(self._dead)
+
+    @property
+    def dead(self) -> List[str]:
+        """Descriptions of the cluster processes/containers that died unexpectedly."""
+        if not self._closed:
+            self._collect()
+        return list(self._dead)
+
+    def check(self) -> None:
+        """Raise :class:`ClusterError` if a process/container of the cluster died."""
+        dead = self.dead
+        if dead:
+            raise ClusterError(f"{self.kind}: {len(dead)} process(es) died:\n"
+                               + "\n".join(dead))
+
+    def close(self) -> None:
+        """Stop everything that was started (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_watch.set()
+        try:
+            self._shutdown()
+        finally:
+            _LIVE.discard(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.check()
+        finally:
+            self.close()
+
+
+class DaskCluster(_Watched):
+    """A running Dask cluster and a ``distributed.Client`` connected to it."""
+
+    kind = "dask"
+
+    def __init__(self, scheduler_address: str, watch_every: float = 2.0):
+        super().__init__(watch_every)
+        self.scheduler_address = scheduler_address
+        self.client: Optional["distributed.Client"] = None
+
+    def connect(self, n_workers: int = 0, timeout: float = 180) -> "distributed.Client":
+        from distributed import Client
+
+        self.client = Client(self.scheduler_address, timeout=timeout)
+        if n_workers:
+            self.wait_for_workers(n_workers, timeout)
+        return self.client
+
+    def wait_for_workers(self, n_workers: int, timeout: float = 180) -> None:
+        """Wait until ``n_workers`` workers are connected; fail early if the cluster dies."""
+        assert self.client is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            count = len(self.client.scheduler_info(n_workers=-1)["workers"])
+            if count >= n_workers:
+                return
+            self.check()
+            if time.monotonic() > deadline:
+                raise ClusterError(f"only {count}/{n_workers} dask workers after {timeout} s")
+            time.sleep(0.5)
+
+    def _close_client(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close(timeout=10)
+            except Exception as exc:  # pragma: no cover
+                _logger.debug("closing the dask client: %s", exc)
+
+
+class LocalDaskCluster(DaskCluster):
+    """Scheduler and workers as local background processes."""
+
+    def __init__(self, scheduler: LocalProcess, scheduler_address: str,
+                 start_worker: Callable[[int], LocalProcess], watch_every: float = 2.0):
+        super().__init__(scheduler_address, watch_every)
+        self.scheduler = scheduler
+        self.workers: List[LocalProcess] = []
+        self._start_worker = start_worker
+        self._next = 0
+
+    @property
+    def processes(self) -> List[LocalProcess]:
+        return [self.scheduler, *self.workers]
+
+    @property
+    def pids(self) -> List[int]:
+        return [p.pid for p in self.processes]
+
+    def scale(self, n: int) -> None:
+        """Start or stop worker processes until ``n`` are running."""
+        alive = [w for w in self.workers if w.poll() is None]
+        while len(alive) < n:
+            worker = self._start_worker(self._next)
+            self._next += 1
+            self.workers.append(worker)
+            alive.append(worker)
+        for worker in alive[n:]:
+            if self.client is not None:
+                try:
+                    self.client.retire_workers(names=[worker.name], close_workers=True)
+                except Exception as exc:  # pragma: no cover
+                    _logger.debug("retire %s: %s", worker.name, exc)
+            worker.stop()
+
+    def _find_dead(self) -> List[str]:
+        dead = []
+        for proc in self.processes:
+            code = proc.poll()
+            if code is not None and not proc.stopping:
+                dead.append(f"{proc.name} (pid {proc.pid}) exited with status {code}; "
+                            f"log {proc.log_path}:\n{proc.log_tail()}")
+        return dead
+
+    def _shutdown(self) -> None:
+        self._close_client()
+        for proc in reversed(self.processes):
+            proc.stop()
+
+
+def scheduler_args(host: str = "127.0.0.1", dashboard: bool = False) -> List[str]:
+    args = ["--host", host, "--port", "0"]
+    return args + (["--dashboard-address", f"{host}:0"] if dashboard else ["--no-dashboard"])
+
+
+def worker_args(nthreads: int = 1, memory_limit: str = "auto", host: str = "127.0.0.1",
+                name: Optional[str] = None, death_timeout: int = 60) -> List[str]:
+    args = ["--nthreads", str(nthreads), "--memory-limit", str(memory_limit),
+            "--host", host, "--no-dashboard", "--death-timeout", str(death_timeout)]
+    return args + (["--name", name] if name else [])
+
+
+def worker_command(package_path: str, scheduler_address: str = "",
+                   extra_args: Sequence[str] = (), **launch_options: Any) -> str:
+    """The shell script that runs ONE dask worker from a published environment.
+
+    For an existing Dask deployment (a batch system, Kubernetes, ...): make the
+    resources of the returned spec available (``launch_spec_for_worker``) or just run this
+    script on a node where ``package_path`` is readable by the storage layer — the script
+    expects the artifact and editable zips in its working directory, as every engine
+    localizes them; :func:`worker_launch_spec` gives the list.
+    """
+    return worker_launch_spec(package_path, scheduler_address, extra_args,
+                              **launch_options).shell_script()
+
+
+def worker_launch_spec(package_path: str, scheduler_address: str = "",
+                       extra_args: Sequence[str] = (), **launch_options: Any
+                       ) -> launch.LaunchSpec:
+    """The LaunchSpec of one ``dask worker`` process running the published environment:
+    ``spec.resources`` are what to localize, ``spec.shell_script()`` what to run."""
+    argv = ["-m", "distributed.cli.dask_worker"]
+    if scheduler_address:
+        argv.append(scheduler_address)
+    return launch.build_launch_spec([*argv, *extra_args], package_path=package_path,
+                                    **launch_options)
+
+
+def _wait_scheduler_file(path: Path, proc: LocalProcess, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            try:
+                return json.loads(path.read_text())["address"]
+            except (ValueError, KeyError):
+                pass
+        code = proc.poll()
+        if code is not None:
+            raise ClusterError(f"the dask scheduler exited with status {code} before "
+                               f"starting:\n{proc.log_tail()}")
+        time.sleep(0.2)
+    proc.stop()
+    raise ClusterError(f"the dask scheduler did not start in {timeout} s:\n{proc.log_tail()}")
+
+
+def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
+                  nthreads: int = 1, memory_limit: str = "auto", host: str = "127.0.0.1",
+                  env_vars: Optional[Dict[str, str]] = None,
+                  node_dir: Optional[Path] = None, base_dir: Optional[Path] = None,
+                  fs_args: Optional[Dict[str, Any]] = None,
+                  include_editables: bool = True, timeout: float = 180,
+                  watch_every: float = 2.0) -> LocalDaskCluster:
+    """Start a scheduler and ``n_workers`` workers locally, from the packed environment,
+    and return a :class:`LocalDaskCluster` with a connected ``.client``.
+
+    Without ``package_path`` the current environment is published first.
+    """
+    options = dict(env_vars=env_vars, fs_args=fs_args, include_editables=include_editables)
+    if not package_path:
+        from cluster_pack import publish
+
+        package_path = publish.publish_env(fs_args=fs_args).path
+    base = Path(base_dir or tempfile.mkdtemp(prefix="cluster-pack-dask-"))
+    base.mkdir(parents=True, exist_ok=True)
+    scheduler_file = base / "scheduler.json"
+    spec = launch.build_launch_spec(
+        ["-m", "distributed.cli.dask_scheduler", *scheduler_args(host),
+         "--scheduler-file", str(scheduler_file)], package_path=package_path, **options)
+    scheduler = start_local_process(spec, "dask-scheduler", base / "scheduler", node_dir,
+                                    fs_args)
+    try:
+        address = _wait_scheduler_file(scheduler_file, scheduler, timeout)
+    except BaseException:
+        scheduler.stop()
+        raise
+
+    def start_worker(i: int) -> LocalProcess:
+        name = f"dask-worker-{i}"
+        wspec = worker_launch_spec(
+            package_path, "", ["--scheduler-file", str(scheduler_file),
+                               *worker_args(nthreads, memory_limit, host, name)], **options)
+        return start_local_process(wspec, name, base / name, node_dir, fs_args)
+
+    cluster = LocalDaskCluster(scheduler, address, start_worker, watch_every)
+    try:
+        cluster.scale(n_workers)
+        cluster.connect(n_workers, timeout)
+        cluster._start_watcher()
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+# ---------------------------------------------------------------------------- YARN
+
+class YarnDaskCluster(DaskCluster):
+    """A skein application with a ``dask.scheduler`` and a ``dask.worker`` service."""
+
+    def __init__(self, skein_client: "skein.Client", app_id: str, app: Any,
+                 scheduler_address: str, owns_skein_client: bool = False,
+                 watch_every: float = 5.0):
+        super().__init__(scheduler_address, watch_every)
+        self.skein_client = skein_client
+        self.app_id = app_id
+        self.app = app
+        self._owns_skein_client = owns_skein_client
+
+    def scale(self, n: int) -> None:
+        """Scale the worker service to ``n`` containers (up or down)."""
+        self.app.scale(WORKER_SERVICE, n)
+
+    def _find_dead(self) -> List[str]:
+        return _failed_containers(self.skein_client, self.app_id, self.app, [WORKER_SERVICE,
+                                                                            SCHEDULER_SERVICE])
+
+    def _shutdown(self) -> None:
+        self._close_client()
+        _shutdown_app(self.skein_client, self.app_id, self.app)
+        if self._owns_skein_client:
+            self.skein_client.close()
+
+
+def _failed_containers(client: "skein.Client", app_id: str, app: Any,
+                       services: Sequence[str]) -> List[str]:
+    report = client.application_report(app_id)
+    if str(report.state) in ("FINISHED", "FAILED", "KILLED"):
+        return [f"application {app_id} is {report.state} ({report.final_status}): "
+                f"{report.diagnostics}"]
+    containers = app.get_containers(services=list(services), states=["FAILED"])
+    return [f"{c.id} ({c.service_name}) failed on {c.yarn_node_http_address}: "
+            f"{c.exit_message}" for c in containers]
+
+
+def _shutdown_app(client: "skein.Client", app_id: str, app: Any) -> None:
+    try:
+        app.shutdown("SUCCEEDED")
+    except Exception:
+        try:
+            client.kill_application(app_id)
+        except Exception as exc:  # pragma: no cover
+            _logger.warning("cannot kill %s: %s", app_id, exc)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if str(client.application_report(app_id).state) in ("FINISHED", "FAILED",
+                                                                  "KILLED"):
+                return
+        except Exception:  # pragma: no cover
+            return
+        time.sleep(0.5)
+    client.kill_application(app_id)
+
+
+def _diagnostics(client: "skein.Client", app_id: str, report: Any) -> str:
+    from cluster_pack import yarn
+
+    text = (f"application {app_id} is {report.state} ({report.final_status}):\n"
+            f"{report.diagnostics}")
+    try:
+        logs = yarn.application_logs(client, app_id, log_tries=3, retry_secs=1)
+    except Exception:  # pragma: no cover
+        logs = None
+    if logs:
+        for key, value in logs.items():
+            text += f"\n--- {key}\n{value[-3000:]}"
+    return text
+
+
+def wait_for_key(client: "skein.Client", app_id: str, key: str, timeout: float
+                 ) -> "tuple[Any, str]":
+    """Connect to ``app_id`` and wait for ``key`` in its key-value store; raise
+    :class:`ClusterError` with YARN's diagnostics and the container logs if the
+    application ends (or does not start) first."""
+    deadline = time.monotonic() + timeout
+    app = None
+    while True:
+        report = client.application_report(app_id)
+        state = str(report.state)
+        if state in ("FINISHED", "FAILED", "KILLED"):
+            raise ClusterError(_diagnostics(client, app_id, report))
+        if state == "RUNNING":
+            if app is None:
+                app = client.connect(app_id, wait=False)
+            value = app.kv.get(key)
+            if value is not None:
+                return app, value.decode()
+            failed = app.get_containers(states=["FAILED"])
+            if failed:
+                raise ClusterError(
+                    "containers failed while starting:\n"
+                    + "\n".join(f"{c.id} ({c.service_name}): {c.exit_message}" for c in failed)
+                    + "\n" + _diagnostics(client, app_id, report))
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{key!r} not published after {timeout} s; "
+                               + _diagnostics(client, app_id, report))
+        time.sleep(1)
+
+
+def _service(spec: launch.LaunchSpec, instances: int, vcores: int, memory: str,
+             pre_script_hook: Optional[str], env: Optional[Dict[str, str]],
+             max_restarts: int) -> Any:
+    import skein
+
+    from cluster_pack import yarn
+
+    return skein.Service(resources=skein.Resources(memory=memory, vcores=vcores),
+                         instances=instances, files=yarn.files_of(spec),
+                         env={**yarn.CONTAINER_ENV, **(env or {})},
+                         script=yarn.container_script(spec, pre_script_hook),
+                         max_restarts=max_restarts)
+
+
+def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: int = 1,
+                          worker_memory: str = "1 GiB", worker_nthreads: Optional[int] = None,
+                          scheduler_vcores: int = 1, scheduler_memory: str = "1 GiB",
+                          host: Optional[str] = None, name: str = "dask",
+                          queue: Optional[str] = None, node_label: Optional[str] = None,
+                          env_vars: Optional[Dict[str, str]] = None,
+                          pre_script_hook: Optional[str] = None,
+                          scheduler_pre_script_hook: Optional[str] = None,
+                          hadoop_file_systems: Optional[Sequence[str]] = None,
+                          include_editables: bool = True, worker_max_restarts: int = 0,
+                          fs_args: Optional[Dict[str, Any]] = None) -> "skein.ApplicationSpec":
+    """The skein ApplicationSpec of a Dask cluster (see :func:`yarn_cluster`)."""
+    import skein
+
+    host_args = ["--host", host] if host else []
+    options = dict(package_path=package_path, env_vars=env_vars, fs_args=fs_args,
+                   include_editables=include_editables)
+    sched = launch.build_launch_spec(["-m", "cluster_pack.dask", "yarn-scheduler", *host_args],
+                                     **options)
+    worker = launch.build_launch_spec(
+        ["-m", "cluster_pack.dask", "yarn-worker", *host_args, "--nthreads",
+         str(worker_nthreads or worker_vcores), "--memory-limit", _memory_bytes(worker_memory)],
+        **options)
+    from cluster_pack import yarn
+
+    services = {
+        SCHEDULER_SERVICE: _service(sched, 1, scheduler_vcores, scheduler_memory,
+                                    scheduler_pre_script_hook or pre_script_hook, None, 0),
+        WORKER_SERVICE: _service(worker, n_workers, worker_vcores, worker_memory,
+                                 pre_script_hook, None, worker_max_restarts),
+    }
+    services[WORKER_SERVICE].depends = {SCHEDULER_SERVICE}
+    for service in services.values():
+        if node_label:
+            service.node_label = node_label
+    app = skein.ApplicationSpec(name=name, services=services, max_attempts=1,
+                                file_systems=[yarn._hadoop_url(f)
+                                              for f in hadoop_file_systems or []])
+    if queue:
+        app.queue = queue
+    return app
+
+
+def _memory_bytes(memory: str) -> str:
+    """Dask's memory limit for a container: 90 % of the YARN allocation."""
+    import skein
+
+    mib = skein.Resources(memory=memory, vcores=1).memory
+    return str(int(mib * 2 ** 20 * 0.9))
+
+
+def yarn_cluster(package_path: str, n_workers: int = 2,
+                 skein_client: Optional["skein.Client"] = None, timeout: float = 300,
+                 watch_every: float = 5.0, **spec_options: Any) -> YarnDaskCluster:
+    """Start a Dask cluster on YARN from the published environment ``package_path`` and
+    return a :class:`YarnDaskCluster` with a connected ``.client``.
+
+    ``spec_options`` are those of :func:`yarn_application_spec` (``worker_vcores``,
+    ``worker_memory``, ``queue``, ``host``: the address the processes bind, default the
+    container's host name...). If the application cannot start, :class:`ClusterError`
+    carries YARN's diagnostics and the container logs.
+    """
+    import skein
+
+    owns = skein_client is None
+    client = skein_client or skein.Client()
+    app_spec = yarn_application_spec(package_path, n_workers=n_workers, **spec_options)
+    app_id = client.submit(app_spec)
+    _logger.info("dask on YARN: %s", app_id)
+    try:
+        app, address = wait_for_key(client, app_id, SCHEDULER_KEY, timeout)
+    except BaseException:
+        try:
+            client.kill_application(app_id)
+        finally:
+            if owns:
+                client.close()
+        raise
+    cluster = YarnDaskCluster(client, app_id, app, address, owns, watch_every)
+    try:
+        cluster.connect(n_workers, timeout)
+        cluster._start_watcher()
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+# ------------------------------------------------------------- inside the containers
+
+def _container_host(host: Optional[str]) -> str:
+    import socket
+
+    return host or os.environ.get("NM_HOST") or socket.gethostname()
+
+
+def _yarn_scheduler(host: Optional[str]) -> None:
+    import asyncio
+
+    import skein
+    from distributed import Scheduler
+
+    app = skein.ApplicationClient.from_current()
+
+    async def serve() -> None:
+        async with Scheduler(host=_container_host(host), port=0, dashboard=False) as sched:
+            app.kv[SCHEDULER_KEY] = sched.address.encode()
+            print(f"dask scheduler at {sched.address}", flush=True)
+            await sched.finished()
+
+    asyncio.run(serve())
+
+
+def _yarn_worker(host: Optional[str], extra: List[str]) -> None:
+    import skein
+    from distributed.cli import dask_worker
+
+    app = skein.ApplicationClient.from_current()
+    address = app.kv.wait(SCHEDULER_KEY).decode()
+    name = os.environ.get("SKEIN_CONTAINER_ID", "")
+    args = [address, "--host", _container_host(host), "--no-dashboard", *extra]
+    if name:
+        args += ["--name", name]
+    print(f"dask worker {name} -> {address}", flush=True)
+    dask_worker.main(args)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cluster_pack.dask")
+    parser.add_argument("role", choices=["yarn-scheduler", "yarn-worker"])
+    parser.add_argument("--host")
+    args, extra = parser.parse_known_args(argv)
+    if args.role == "yarn-scheduler":
+        _yarn_scheduler(args.host)
+    else:
+        _yarn_worker(args.host, extra)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,488 @@
+"""Ray clusters (head + N workers) running the packed environment, and a ``runtime_env``
+for an existing Ray cluster.
+
+Same shape as :mod:`cluster_pack.dask`:
+
+* :func:`local_cluster`: ``ray start --head --block`` and N ``ray start --address ...
+  --block`` as local background processes (fresh working dir, node cache, minimal env,
+  the generated launch script; :mod:`cluster_pack.runner`'s rules), then
+  ``ray.init(address=...)``;
+* :func:`yarn_cluster`: a skein application with a ``ray.head`` service (1 container) and a
+  ``ray.worker`` service (``n_workers`` containers); the head publishes ``host:port`` in the
+  skein key-value store (key ``ray.head``) once its GCS accepts connections.
+
+The Ray CLI is run as a module from the artifact: ``<interpreter_cmd> -m
+ray.scripts.scripts start ...``. The packed environment must contain ``ray`` (and
+``skein`` for YARN); the driver needs the same Ray and Python versions (Ray's rule).
+
+For an existing Ray cluster, :func:`runtime_env_for` gives a ``runtime_env`` whose
+``py_executable`` runs the published artifact (no per-node pip install). Ray only accepts
+remote ``working_dir``/``py_modules`` as ``https://``, ``s3://`` or ``gs://`` zip URIs —
+not HDFS — so the artifact must be readable at the same path on every node (a shared
+filesystem), or be fetched there first (see ``docs/dask_ray.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+from cluster_pack import launch
+from cluster_pack.dask import (ClusterError, LocalProcess, _failed_containers, _service,
+                               _shutdown_app, _Watched, start_local_process, wait_for_key)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import skein
+
+_logger = logging.getLogger(__name__)
+
+HEAD_KEY = "ray.head"
+HEAD_SERVICE = "ray.head"
+WORKER_SERVICE = "ray.worker"
+RAY_CLI = ["-m", "ray.scripts.scripts", "start"]
+# ``ray start`` through our wrapper (keeps a loopback --node-ip-address loopback)
+NODE_CLI = ["-m", "cluster_pack.ray", "node"]
+# Ray's own usage-stats collection phones home: off by default in clusters we start
+DEFAULT_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def _keep_loopback_in_this_process() -> None:
+    """Ray replaces a loopback node address by the machine's first routable IP (its
+    ``resolve_ip_for_localhost``), and refuses multi-node clusters when told not to. For
+    a cluster deliberately bound to 127.0.0.1 (local engine, tests), keep loopback as is.
+    Only called when the requested node address is a loopback one."""
+    from ray._private import services
+
+    services.resolve_ip_for_localhost = lambda host: host
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def node_args(num_cpus: int = 1, object_store_memory: int = 200 * 2 ** 20,
+              host: str = "127.0.0.1", temp_dir: Optional[str] = None) -> List[str]:
+    """Options common to head and worker ``ray start``. Every per-node port is chosen
+    free here: several nodes may share a host (the local engine, or two containers on one
+    NodeManager), and Ray's defaults (e.g. the dashboard agent's 52365) would collide."""
+    ports = {name: free_port(host) for name in (
+        "node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
+        "dashboard-agent-grpc-port", "metrics-export-port", "runtime-env-agent-port")}
+    # a temp dir per node: Ray names its unix sockets there (raylet, raylet.1, ... chosen
+    # racily by nodes starting together); short path: unix socket paths are 108 bytes max
+    temp_dir = temp_dir or tempfile.mkdtemp(prefix="cpray-", dir="/tmp")
+    os.makedirs(temp_dir, exist_ok=True)
+    return ["--block", f"--node-ip-address={host}", f"--num-cpus={num_cpus}",
+            f"--object-store-memory={object_store_memory}", "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
+            *(f"--{name}={port}" for name, port in ports.items())]
+
+
+def head_args(port: int, num_cpus: int = 1, object_store_memory: int = 200 * 2 ** 20,
+              host: str = "127.0.0.1", temp_dir: Optional[str] = None) -> List[str]:
+    args = ["--head", f"--port={port}", "--include-dashboard=false",
+            f"--ray-client-server-port={free_port(host)}",
+            *node_args(num_cpus, object_store_memory, host, temp_dir)]
+    return args
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class RayCluster(_Watched):
+    kind = "ray"
+
+    def __init__(self, address: str, watch_every: float = 2.0):
+        super().__init__(watch_every)
+        self.address = address
+        self.connected = False
+
+    def connect(self, n_nodes: int = 0, timeout: float = 180, **init_kwargs: Any) -> Any:
+        """``ray.init(address=...)``; waits for ``n_nodes`` alive nodes."""
+        import ray
+
+        host = self.address.rsplit(":", 1)[0]
+        if _is_loopback(host):
+            _keep_loopback_in_this_process()
+            init_kwargs.setdefault("_node_ip_address", host)
+        context = ray.init(address=self.address, **init_kwargs)
+        self.connected = True
+        if n_nodes:
+            self.wait_for_nodes(n_nodes, timeout)
+        return context
+
+    def wait_for_nodes(self, n_nodes: int, timeout: float = 180) -> None:
+        import ray
+
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = [n for n in ray.nodes() if n.get("Alive")]
+            if len(alive) >= n_nodes:
+                return
+            self.check()
+            if time.monotonic() > deadline:
+                raise ClusterError(f"only {len(alive)}/{n_nodes} ray nodes after {timeout} s")
+            time.sleep(0.5)
+
+    def _disconnect(self) -> None:
+        if self.connected:
+            import ray
+
+            try:
+                ray.shutdown()
+            except Exception as exc:  # pragma: no cover
+                _logger.debug("ray.shutdown: %s", exc)
+            self.connected = False
+
+
+class LocalRayCluster(RayCluster):
+    def __init__(self, head: LocalProcess, address: str, start_worker: Any,
+                 watch_every: float = 2.0):
+        super().__init__(address, watch_every)
+        self.head = head
+        self.workers: List[LocalProcess] = []
+        self._start_worker = start_worker
+        self._next = 0
+
+    @property
+    def processes(self) -> List[LocalProcess]:
+        return [self.head, *self.workers]
+
+    @property
+    def pids(self) -> List[int]:
+        return [p.pid for p in self.processes]
+
+    def scale(self, n: int) -> None:
+        alive = [w for w in self.workers if w.poll() is None]
+        while len(alive) < n:
+            worker = self._start_worker(self._next)
+            self._next += 1
+            self.workers.append(worker)
+            alive.append(worker)
+        for worker in alive[n:]:
+            worker.stop()
+
+    def _find_dead(self) -> List[str]:
+        return [f"{p.name} (pid {p.pid}) exited with status {p.poll()}; log {p.log_path}:\n"
+                f"{p.log_tail()}" for p in self.processes
+                if p.poll() is not None and not p.stopping]
+
+    def _shutdown(self) -> None:
+        self._disconnect()
+        for proc in reversed(self.processes):
+            proc.stop(timeout=20)
+        if getattr(self, "temp_dir", None):
+            import shutil
+
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
+                  num_cpus: int = 1, object_store_memory: int = 200 * 2 ** 20,
+                  host: str = "127.0.0.1", env_vars: Optional[Dict[str, str]] = None,
+                  node_dir: Optional[Path] = None, base_dir: Optional[Path] = None,
+                  fs_args: Optional[Dict[str, Any]] = None, include_editables: bool = True,
+                  timeout: float = 180, watch_every: float = 2.0,
+                  **init_kwargs: Any) -> LocalRayCluster:
+    """Start a Ray head and ``n_workers`` worker nodes locally from the packed environment
+    and connect this process to it (``ray.init``)."""
+    if not package_path:
+        from cluster_pack import publish
+
+        package_path = publish.publish_env(fs_args=fs_args).path
+    options = dict(package_path=package_path, env_vars={**DEFAULT_ENV, **(env_vars or {})},
+                   fs_args=fs_args, include_editables=include_editables)
+    base = Path(base_dir or tempfile.mkdtemp(prefix="cluster-pack-ray-"))
+    # Ray's unix sockets live under the temp dir: keep its path short (108 bytes max)
+    temp_dir = tempfile.mkdtemp(prefix="cpray-", dir="/tmp")
+    port = free_port(host)
+    address = f"{host}:{port}"
+    spec = launch.build_launch_spec(
+        [*NODE_CLI, *head_args(port, num_cpus, object_store_memory, host, temp_dir)], **options)
+    head = start_local_process(spec, "ray-head", base / "head", node_dir, fs_args)
+    deadline = time.monotonic() + timeout
+    while not _port_open(host, port):
+        if head.poll() is not None or time.monotonic() > deadline:
+            head.stop()
+            raise ClusterError(f"the ray head did not start (status {head.poll()}):\n"
+                               f"{head.log_tail()}")
+        time.sleep(0.3)
+
+    def start_worker(i: int) -> LocalProcess:
+        name = f"ray-worker-{i}"
+        wspec = launch.build_launch_spec(
+            [*NODE_CLI, f"--address={address}",
+             *node_args(num_cpus, object_store_memory, host, f"{temp_dir}/w{i}")], **options)
+        return start_local_process(wspec, name, base / name, node_dir, fs_args)
+
+    cluster = LocalRayCluster(head, address, start_worker, watch_every)
+    cluster.temp_dir = temp_dir
+    try:
+        cluster.scale(n_workers)
+        cluster.connect(n_workers + 1, timeout, **init_kwargs)
+        cluster._start_watcher()
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+# ---------------------------------------------------------------------------- YARN
+
+class YarnRayCluster(RayCluster):
+    def __init__(self, skein_client: "skein.Client", app_id: str, app: Any, address: str,
+                 owns_skein_client: bool = False, watch_every: float = 5.0):
+        super().__init__(address, watch_every)
+        self.skein_client = skein_client
+        self.app_id = app_id
+        self.app = app
+        self._owns = owns_skein_client
+
+    def scale(self, n: int) -> None:
+        self.app.scale(WORKER_SERVICE, n)
+
+    def _find_dead(self) -> List[str]:
+        return _failed_containers(self.skein_client, self.app_id, self.app,
+                                  [HEAD_SERVICE, WORKER_SERVICE])
+
+    def _shutdown(self) -> None:
+        self._disconnect()
+        _shutdown_app(self.skein_client, self.app_id, self.app)
+        if self._owns:
+            self.skein_client.close()
+
+
+def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: int = 1,
+                          worker_memory: str = "2 GiB", head_vcores: int = 1,
+                          head_memory: str = "2 GiB",
+                          object_store_memory: int = 200 * 2 ** 20,
+                          host: Optional[str] = None, name: str = "ray",
+                          queue: Optional[str] = None, node_label: Optional[str] = None,
+                          env_vars: Optional[Dict[str, str]] = None,
+                          pre_script_hook: Optional[str] = None,
+                          include_editables: bool = True,
+                          fs_args: Optional[Dict[str, Any]] = None) -> "skein.ApplicationSpec":
+    import skein
+
+    host_args = ["--host", host] if host else []
+    options = dict(package_path=package_path, env_vars={**DEFAULT_ENV, **(env_vars or {})},
+                   fs_args=fs_args, include_editables=include_editables)
+    head = launch.build_launch_spec(
+        ["-m", "cluster_pack.ray", "yarn-head", *host_args, "--num-cpus", str(head_vcores),
+         "--object-store-memory", str(object_store_memory)], **options)
+    worker = launch.build_launch_spec(
+        ["-m", "cluster_pack.ray", "yarn-worker", *host_args, "--num-cpus", str(worker_vcores),
+         "--object-store-memory", str(object_store_memory)], **options)
+    services = {
+        HEAD_SERVICE: _service(head, 1, head_vcores, head_memory, pre_script_hook, None, 0),
+        WORKER_SERVICE: _service(worker, n_workers, worker_vcores, worker_memory,
+                                 pre_script_hook, None, 0),
+    }
+    services[WORKER_SERVICE].depends = {HEAD_SERVICE}
+    for service in services.values():
+        if node_label:
+            service.node_label = node_label
+    app = skein.ApplicationSpec(name=name, services=services, max_attempts=1)
+    if queue:
+        app.queue = queue
+    return app
+
+
+def yarn_cluster(package_path: str, n_workers: int = 2,
+                 skein_client: Optional["skein.Client"] = None, timeout: float = 300,
+                 watch_every: float = 5.0, init_kwargs: Optional[Dict[str, Any]] = None,
+                 **spec_options: Any) -> YarnRayCluster:
+    """Start a Ray cluster on YARN and connect this process to it."""
+    import skein
+
+    owns = skein_client is None
+    client = skein_client or skein.Client()
+    app_id = client.submit(yarn_application_spec(package_path, n_workers=n_workers,
+                                                 **spec_options))
+    _logger.info("ray on YARN: %s", app_id)
+    try:
+        app, address = wait_for_key(client, app_id, HEAD_KEY, timeout)
+    except BaseException:
+        try:
+            client.kill_application(app_id)
+        finally:
+            if owns:
+                client.close()
+        raise
+    cluster = YarnRayCluster(client, app_id, app, address, owns, watch_every)
+    try:
+        cluster.connect(n_workers + 1, timeout, **(init_kwargs or {}))
+        cluster._start_watcher()
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+# --------------------------------------------------------------- existing Ray cluster
+
+def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
+                    env_vars: Optional[Dict[str, str]] = None,
+                    **runtime_env: Any) -> Dict[str, Any]:
+    """A ``runtime_env`` running Ray workers with the published environment.
+
+    ``py_executable`` is the artifact run as an interpreter (``<artifact>`` for a ``.pex``,
+    ``python <dir>/__main__.py`` for the unpacked ``.pex.zip`` layout). Ray runs it on
+    every node, so ``local_artifact`` must be a path valid on every node (a shared
+    filesystem, or where you fetched it); by default, the ``package_path`` itself when it
+    is a local path. Ray's remote ``working_dir``/``py_modules`` only accept ``https://``,
+    ``s3://`` and ``gs://`` zip URIs: HDFS artifacts must be copied first.
+    """
+    from cluster_pack.manifest import run_info_for
+
+    path = local_artifact or package_path
+    if "://" in path and not path.startswith("file://"):
+        raise ValueError(f"{path}: Ray cannot run an artifact from a remote URL; give "
+                         "local_artifact= (a path readable on every node)")
+    path = path[len("file://"):] if path.startswith("file://") else path
+    name = package_path.rstrip("/").rsplit("/", 1)[-1]
+    run = run_info_for(name)
+    if run.must_unpack:
+        executable = f"{shlex.quote(sys.executable)} {shlex.quote(path + '/__main__.py')}"
+    else:
+        executable = shlex.quote(path)
+    env = {**DEFAULT_ENV, "C_PACK_PACKAGE_PATH": package_path, **(env_vars or {})}
+    return {"py_executable": executable, "env_vars": env, **runtime_env}
+
+
+# ------------------------------------------------------------- inside the containers
+
+def _container_host(host: Optional[str]) -> str:
+    return host or os.environ.get("NM_HOST") or socket.gethostname()
+
+
+def _run_forwarding_signals(cmd: Sequence[str]) -> int:
+    import signal
+
+    proc = subprocess.Popen(list(cmd))
+
+    def forward(signum, frame):  # noqa: ARG001
+        _unlink_links()  # first: YARN's SIGKILL follows SIGTERM closely
+        proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return proc.wait()
+
+
+def _container_temp_dir() -> str:
+    """Ray's temp dir for this container: its data lives in the container's working dir
+    (YARN deletes it), reached through a short ``/tmp/cpray-*`` symlink (unix socket paths
+    are limited to 108 bytes; container dirs are long). The symlink is removed at exit
+    (if YARN's SIGKILL comes first, only a dangling symlink is left)."""
+    import atexit
+
+    target = os.path.join(os.getcwd(), "ray-tmp")
+    os.makedirs(target, exist_ok=True)
+    link = tempfile.mktemp(prefix="cpray-", dir="/tmp")
+    os.symlink(target, link)
+    _LINKS.append(link)
+    atexit.register(_unlink_links)
+    return link
+
+
+_LINKS: List[str] = []
+
+
+def _unlink_links() -> None:
+    while _LINKS:
+        link = _LINKS.pop()
+        try:
+            os.unlink(link)
+        except OSError:
+            pass
+
+
+def _yarn_head(host: Optional[str], num_cpus: int, object_store_memory: int) -> int:
+    import signal
+
+    import skein
+
+    app = skein.ApplicationClient.from_current()
+    host = _container_host(host)
+    port = free_port(host)
+    cmd = [sys.executable, *NODE_CLI, *head_args(port, num_cpus, object_store_memory, host,
+                                                _container_temp_dir())]
+    print("ray head:", shlex.join(cmd), flush=True)
+    proc = subprocess.Popen(cmd)
+    def forward(signum, frame):  # noqa: ARG001
+        _unlink_links()  # first: YARN's SIGKILL follows SIGTERM closely
+        proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    while not _port_open(host, port):
+        if proc.poll() is not None:
+            return proc.returncode
+        time.sleep(0.3)
+    app.kv[HEAD_KEY] = f"{host}:{port}".encode()
+    print(f"ray head at {host}:{port}", flush=True)
+    return proc.wait()
+
+
+def _yarn_worker(host: Optional[str], num_cpus: int, object_store_memory: int) -> int:
+    import skein
+
+    app = skein.ApplicationClient.from_current()
+    address = app.kv.wait(HEAD_KEY).decode()
+    host = _container_host(host)
+    cmd = [sys.executable, *NODE_CLI, f"--address={address}",
+           *node_args(num_cpus, object_store_memory, host, _container_temp_dir())]
+    print("ray worker:", shlex.join(cmd), flush=True)
+    return _run_forwarding_signals(cmd)
+
+
+def _node(args: List[str]) -> None:
+    """``ray start ARGS``, keeping a loopback ``--node-ip-address`` loopback."""
+    if any(a.startswith("--node-ip-address=") and _is_loopback(a.split("=", 1)[1])
+           for a in args):
+        _keep_loopback_in_this_process()
+    from ray.scripts import scripts
+
+    sys.argv = ["ray", "start", *args]
+    scripts.main()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    import argparse
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["node"]:
+        _node(argv[1:])
+        return
+
+    parser = argparse.ArgumentParser(prog="python -m cluster_pack.ray")
+    parser.add_argument("role", choices=["yarn-head", "yarn-worker"])
+    parser.add_argument("--host")
+    parser.add_argument("--num-cpus", type=int, default=1)
+    parser.add_argument("--object-store-memory", type=int, default=200 * 2 ** 20)
+    args = parser.parse_args(argv)
+    role = _yarn_head if args.role == "yarn-head" else _yarn_worker
+    sys.exit(role(args.host, args.num_cpus, args.object_store_memory))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

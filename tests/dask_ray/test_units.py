@@ -1,0 +1,116 @@
+"""Fast unit tests of cluster_pack.dask / cluster_pack.ray (no cluster started)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster_pack import dask as cp_dask
+from cluster_pack import ray as cp_ray
+from cluster_pack.launch import LaunchSpec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def artifact(tmp_path):
+    """A fake published .pex with its manifest sidecar absent (build_launch_spec copes)."""
+    path = tmp_path / "store" / "env.pex"
+    path.parent.mkdir()
+    path.write_bytes(b"not really a pex")
+    return str(path)
+
+
+def test_module_names_do_not_shadow_the_real_packages():
+    code = ("import cluster_pack.dask, cluster_pack.ray, dask, json; "
+            "print(json.dumps([dask.__name__, dask.__file__]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO / "src")
+    if "No module named 'dask'" in out.stderr:
+        pytest.skip("dask is not installed in the test env")
+    assert out.returncode == 0, out.stderr
+    name, path = json.loads(out.stdout)
+    assert name == "dask" and "cluster_pack" not in path
+
+
+def test_worker_launch_spec_uses_the_engine_neutral_spec(artifact):
+    spec = cp_dask.worker_launch_spec(artifact, "tcp://10.1.2.3:8786", ["--nthreads", "4"],
+                                      env_vars={"MY_VAR": "x y"}, include_editables=False)
+    assert spec.argv == ["./env.pex", "-m", "distributed.cli.dask_worker",
+                         "tcp://10.1.2.3:8786", "--nthreads", "4"]
+    assert [r.name for r in spec.resources] == ["env.pex"]
+    assert spec.env["MY_VAR"] == "x y" and spec.env["C_PACK_PACKAGE_PATH"] == artifact
+    script = cp_dask.worker_command(artifact, "tcp://10.1.2.3:8786", include_editables=False)
+    assert "export MY_VAR" not in script
+    assert script.rstrip().endswith("./env.pex -m distributed.cli.dask_worker tcp://10.1.2.3:8786")
+
+
+def test_dask_yarn_application_spec(artifact):
+    pytest.importorskip("skein")
+    app = cp_dask.yarn_application_spec(artifact, n_workers=3, worker_vcores=2,
+                                        worker_memory="2 GiB", scheduler_memory="512 MiB",
+                                        queue="q", include_editables=False, host="127.0.0.1")
+    sched, worker = app.services["dask.scheduler"], app.services["dask.worker"]
+    assert sched.instances == 1 and worker.instances == 3
+    assert worker.resources.vcores == 2 and worker.resources.memory == 2048
+    assert sched.resources.memory == 512
+    assert worker.depends == {"dask.scheduler"}
+    assert "-m cluster_pack.dask yarn-scheduler --host 127.0.0.1" in sched.script
+    assert "-m cluster_pack.dask yarn-worker --host 127.0.0.1 --nthreads 2" in worker.script
+    assert f"--memory-limit {int(2048 * 2 ** 20 * 0.9)}" in worker.script
+    assert set(worker.files) == {"env.pex"} and app.queue == "q"
+
+
+def test_ray_yarn_application_spec_and_ports(artifact):
+    pytest.importorskip("skein")
+    app = cp_ray.yarn_application_spec(artifact, n_workers=2, include_editables=False)
+    assert app.services["ray.worker"].instances == 2
+    assert app.services["ray.worker"].depends == {"ray.head"}
+    assert "-m cluster_pack.ray yarn-head" in app.services["ray.head"].script
+    assert "RAY_USAGE_STATS_ENABLED=0" in app.services["ray.head"].script
+    a, b = cp_ray.node_args(temp_dir="/tmp/x-a"), cp_ray.node_args(temp_dir="/tmp/x-b")
+    ports = lambda args: {x for x in args if x.split("=")[0].endswith("-port")}  # noqa: E731
+    assert ports(a) and not ports(a) & ports(b)  # two nodes on one host never collide
+    assert "--temp-dir=/tmp/x-a" in a and "--block" in a
+
+
+def test_runtime_env_for():
+    env = cp_ray.runtime_env_for("/shared/envs/me.pex", pip=None)
+    assert env["py_executable"] == "/shared/envs/me.pex"
+    assert env["env_vars"]["C_PACK_PACKAGE_PATH"] == "/shared/envs/me.pex"
+    assert env["env_vars"]["RAY_USAGE_STATS_ENABLED"] == "0"
+    big = cp_ray.runtime_env_for("hdfs://nn/envs/me.pex.zip", local_artifact="/nfs/me env")
+    assert big["py_executable"].endswith("'/nfs/me env/__main__.py'")
+    with pytest.raises(ValueError, match="remote URL"):
+        cp_ray.runtime_env_for("hdfs://nn/envs/me.pex")
+
+
+def test_local_process_stop_kills_the_whole_session_even_orphans(tmp_path):
+    # an orphan (double fork, reparented to init) in its own process group: still reaped
+    # (a process that starts its own *session* escapes; none of dask/ray's does)
+    spec = LaunchSpec(["bash", "-c", "(set -m; sleep 302 &) ; sleep 303"])
+    proc = cp_dask.start_local_process(spec, "sleepy", tmp_path / "w", tmp_path / "node")
+    deadline = time.monotonic() + 10
+    while len(proc.session_pids()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    members = proc.session_pids()
+    assert proc.pid in members and len(members) >= 3
+    proc.stop(timeout=2)
+    assert proc.session_pids() == []
+    assert proc.poll() is not None
+
+
+def test_watcher_reports_a_dead_process(tmp_path):
+    spec = LaunchSpec(["bash", "-c", "echo about to die; exit 7"])
+    proc = cp_dask.start_local_process(spec, "dask-worker-9", tmp_path / "w", tmp_path / "n")
+    proc.popen.wait(10)
+    cluster = cp_dask.LocalDaskCluster(proc, "tcp://127.0.0.1:1", lambda i: None)
+    with pytest.raises(cp_dask.ClusterError, match="dask-worker-9.*status 7"):
+        with cluster:
+            pass
+    assert "about to die" in cluster.dead[0]

@@ -1,0 +1,191 @@
+"""Ray clusters (head + 2 workers) from the packed environment: locally and on the harness
+MiniYARNCluster. A task and an actor call ``tomli_w``, present only in the packed env
+(and in the driver's REAL uv venv, as Ray needs the driver's code importable)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+
+import pytest
+
+from tests.dask_ray._venvs import build_venv, clean_env, run_driver, still_alive
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
+
+PRELUDE = """
+import json, os, signal, sys, time, logging
+import psutil
+logging.basicConfig(level=logging.INFO)
+import ray
+import cluster_pack
+from cluster_pack import ray as cp_ray
+
+def done(**kw):
+    print("RESULT:" + json.dumps(kw), flush=True)
+
+def tree(pids):
+    out = set()
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            out.add(pid)
+            out.update(c.pid for c in p.children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+    return sorted(out)
+
+@ray.remote
+def to_toml(i):
+    import tomli_w
+    return tomli_w.dumps({"part": i, "square": i * i})
+
+@ray.remote
+class Counter:
+    def __init__(self):
+        self.total = 0
+
+    def add(self, i):
+        import tomli_w
+        self.total += i
+        return tomli_w.dumps({"total": self.total}), sys.executable
+"""
+
+EXPECTED = [f"part = {i}\nsquare = {i * i}\n" for i in range(6)]
+
+
+@pytest.fixture(scope="session")
+def ray_python(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ray_venv")
+    return build_venv(root / "venv", ["ray[default]", "tomli_w", "skein", "hdfs-native",
+                                      "psutil"])
+
+
+@pytest.fixture(scope="session")
+def ray_workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ray_work")
+
+
+@pytest.fixture(scope="session")
+def local_ray_pex(ray_python, ray_workdir):
+    store = ray_workdir / "store"
+    result = run_driver(ray_python, PRELUDE + f"""
+t0 = time.monotonic()
+path, _ = cluster_pack.upload_env(package_path={str(store / 'ray.pex')!r}, allow_large_pex=True)
+done(path=path, seconds=time.monotonic() - t0)
+""", ray_workdir, clean_env({"C_PACK_CACHE_DIR": str(ray_workdir / "cache")}))
+    print(f"[ray] local publish {result['seconds']:.1f}s -> {result['path']}", file=sys.stderr)
+    return result["path"]
+
+
+@pytest.fixture
+def drive(ray_python, ray_workdir):
+    def go(body, env=None, **kw):
+        return run_driver(ray_python, PRELUDE + body, ray_workdir,
+                          clean_env({"C_PACK_CACHE_DIR": str(ray_workdir / "cache"),
+                                     **(env or {})}), **kw)
+    return go
+
+
+BODY = """
+    started = time.monotonic() - t0
+    values = ray.get([to_toml.remote(i) for i in range(6)])
+    counter = Counter.remote()
+    actor = [ray.get(counter.add.remote(i)) for i in (1, 2, 3)]
+    nodes = len([n for n in ray.nodes() if n["Alive"]])
+"""
+
+
+def test_local_ray_task_actor_two_workers_and_clean_shutdown(drive, local_ray_pex):
+    result = drive(f"""
+t0 = time.monotonic()
+with cp_ray.local_cluster(n_workers=2, package_path={local_ray_pex!r}) as cluster:
+{BODY}
+    pids = tree(cluster.pids)
+    temp_dir = cluster.temp_dir
+time.sleep(1)
+done(values=values, actor=actor, nodes=nodes, pids=pids, started=started,
+     total=time.monotonic() - t0, temp_dir_left=os.path.exists(temp_dir))
+""")
+    print(f"\n[ray local] head+2 up in {result['started']:.1f}s, total {result['total']:.1f}s,"
+          f" {len(result['pids'])} processes", file=sys.stderr)
+    assert result["values"] == EXPECTED
+    assert [a[0] for a in result["actor"]] == ["total = 1\n", "total = 3\n", "total = 6\n"]
+    assert "/pex_root/" in result["actor"][0][1]
+    assert result["nodes"] == 3
+    assert still_alive(result["pids"]) == []
+    assert not result["temp_dir_left"]
+
+
+def test_local_ray_worker_death_is_reported(drive, local_ray_pex):
+    result = drive(f"""
+cluster = cp_ray.local_cluster(n_workers=2, package_path={local_ray_pex!r})
+pids = tree(cluster.pids)
+os.killpg(cluster.workers[1].pid, signal.SIGKILL)
+time.sleep(3)
+error = None
+try:
+    with cluster:
+        pass
+except cp_ray.ClusterError as exc:
+    error = str(exc)
+done(error=error, pids=pids)
+""")
+    assert result["error"] and "ray-worker-1" in result["error"], result
+    assert still_alive(result["pids"]) == []
+
+
+@pytest.fixture(scope="session")
+def hdfs_ray_pex(ray_python, ray_workdir, hadoop_cluster):
+    user = os.environ.get("C_PACK_USER") or getpass.getuser()
+    target = f"{hadoop_cluster.default_fs}/user/{user}/envs/ray-test.pex"
+    result = run_driver(ray_python, PRELUDE + f"""
+path, _ = cluster_pack.upload_env(package_path={target!r}, allow_large_pex=True)
+done(path=path)
+""", ray_workdir, clean_env({"C_PACK_CACHE_DIR": str(ray_workdir / "cache"),
+                             **hadoop_cluster.env}))
+    return result["path"]
+
+
+@pytest.mark.yarn
+def test_yarn_ray_task_actor_and_shutdown(drive, hdfs_ray_pex, hadoop_cluster):
+    result = drive(f"""
+import skein
+# Ray wants the same Python (patch version included) in the driver and the cluster
+PATH = os.path.dirname(sys._base_executable) + ":/usr/local/bin:/usr/bin:/bin"
+t0 = time.monotonic()
+with cp_ray.yarn_cluster({hdfs_ray_pex!r}, n_workers=2, worker_memory="1 GiB",
+                         head_memory="1 GiB", host="127.0.0.1",
+                         env_vars={{"PATH": PATH}}) as cluster:
+{BODY}
+    where = ray.get(counter.add.remote(0))
+    app_id = cluster.app_id
+time.sleep(1)
+with skein.Client() as c:
+    state = str(c.application_report(app_id).state)
+    running = [a.id for a in c.get_applications(states=["RUNNING", "ACCEPTED"])]
+done(values=values, actor=actor, nodes=nodes, state=state, running=running, app_id=app_id,
+     started=started, total=time.monotonic() - t0)
+""", env=hadoop_cluster.env)
+    print(f"\n[ray yarn] head+2 up in {result['started']:.1f}s, total {result['total']:.1f}s",
+          file=sys.stderr)
+    assert result["values"] == EXPECTED
+    assert [a[0] for a in result["actor"]] == ["total = 1\n", "total = 3\n", "total = 6\n"]
+    assert result["nodes"] == 3
+    assert result["state"] == "FINISHED"
+    assert result["app_id"] not in result["running"]
+
+
+def test_examples_ray_runs_locally(ray_python, ray_workdir):
+    """examples/ray (CI runs it here, local engine)."""
+    import subprocess
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "ray" / "ray_example.py"
+    out = subprocess.run([str(ray_python), str(example), "--package-path",
+                          str(ray_workdir / "store" / "ray-example.pex")],
+                         cwd=ray_workdir, capture_output=True, text=True, timeout=600,
+                         env=clean_env({"C_PACK_CACHE_DIR": str(ray_workdir / "cache")}))
+    assert out.returncode == 0, out.stdout + out.stderr[-5000:]
+    assert "running total: 285" in out.stdout and "nodes: 3" in out.stdout

@@ -19,7 +19,7 @@ For an existing Ray cluster, :func:`runtime_env_for` gives a ``runtime_env`` who
 ``py_executable`` runs the published artifact (no per-node pip install). Ray only accepts
 remote ``working_dir``/``py_modules`` as ``https://``, ``s3://`` or ``gs://`` zip URIs —
 not HDFS — so the artifact must be readable at the same path on every node (a shared
-filesystem), or be fetched there first (see ``docs/dask_ray.md``).
+filesystem), or be fetched there first (see README.md, "Dask and Ray").
 """
 
 from __future__ import annotations

@@ -215,3 +215,37 @@ def test_real_venv_at_a_hostile_path_publishes_and_runs(tmp_path, summary):
     assert proc.returncode != 0
     assert "BuildError" in proc.stderr and "six" in proc.stderr and "RECORD" in proc.stderr
     assert tmp_entries(cache / "envs") == []
+
+
+def test_args_and_env_arrive_unchanged_through_the_dask_and_ray_background_launcher(
+        tmp_path, summary):
+    # cluster_pack.dask and cluster_pack.ray start their local nodes with this function
+    from cluster_pack.dask import start_local_process
+
+    url = str(tmp_path / "store" / "echo.pex")
+    publish.publish_zip(str(make_pex(tmp_path / "src" / "echo.pex", main=ECHO_MAIN)), url)
+    spec = launch.build_launch_spec(
+        HOSTILE_VALUES, package_path=url, include_editables=False,
+        env_vars={f"HOSTILE_{i}": v for i, v in enumerate(HOSTILE_VALUES)})
+    workdir = tmp_path / "work"
+    process = start_local_process(spec, "echo", workdir=workdir, node_dir=tmp_path / "node")
+    returncode = process.popen.wait(timeout=120)
+    output = (workdir / "output.log").read_text()
+    result = subprocess.CompletedProcess([], returncode, output, output)
+    _check_echo(result, workdir, summary)
+    summary.add("runs")
+
+
+def test_args_arrive_unchanged_through_the_spark_python_launcher(tmp_path, summary):
+    # PYSPARK_PYTHON points at this launcher; Spark passes the worker's arguments to it
+    from cluster_pack import spark_conf
+
+    pex = make_pex(tmp_path / "echo.pex", main=ECHO_MAIN)
+    launcher = spark_conf.write_launcher("./echo.pex", tmp_path)  # as interpreter_cmd gives it
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+           **{f"HOSTILE_{i}": v for i, v in enumerate(HOSTILE_VALUES)}}
+    result = subprocess.run([str(launcher), *HOSTILE_VALUES], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert pex.exists()
+    _check_echo(result, tmp_path, summary)
+    summary.add("runs")

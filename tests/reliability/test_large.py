@@ -49,7 +49,9 @@ def _install_big_distribution(site, total_bytes, small_files):
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: bigdata\nVersion: 1.0\n")
     (dist_info / "INSTALLER").write_text("test\n")
-    written += [dist_info / "METADATA", dist_info / "INSTALLER"]
+    (dist_info / "WHEEL").write_text(
+        "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    written += [dist_info / "METADATA", dist_info / "INSTALLER", dist_info / "WHEEL"]
     lines = [_record_line(site, p) for p in written] + ["bigdata-1.0.dist-info/RECORD,,"]
     (dist_info / "RECORD").write_text("\n".join(lines) + "\n")
 
@@ -63,7 +65,8 @@ def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, sum
     path = test_venv.json(
         "import json; from cluster_pack import publish\n"
         "r = publish.publish_env(package_path=%r)\n"
-        "print(json.dumps(r.path))" % str(store / "big.pex"), store)
+        "print(json.dumps(r.path))" % str(store / "big.pex"), store,
+        env={"PEX_ROOT": str(tmp_path / "pex_root")})  # pex's build cache, removed with tmp
     assert path.endswith(".pex.zip")  # chosen automatically: a zipapp could not run
     manifest = json.loads((store / "big.pex.json").read_text())
     assert manifest["size"] > 4 * GIB and manifest["run"]["must_unpack"]

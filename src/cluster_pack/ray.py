@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from cluster_pack import launch
-from cluster_pack.dask import (ClusterError, LocalProcess, _failed_containers, _service,
-                               _shutdown_app, _Watched, start_local_process, wait_for_key)
+from cluster_pack.clusters import (ClusterError, LocalProcess, LocalProcessCluster,
+                                   WatchedCluster, failed_containers, shutdown_app,
+                                   skein_service, start_local_process, wait_for_key)
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -108,7 +109,7 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-class RayCluster(_Watched):
+class RayCluster(WatchedCluster):
     kind = "ray"
 
     def __init__(self, address: str, watch_every: float = 2.0):
@@ -154,42 +155,21 @@ class RayCluster(_Watched):
             self.connected = False
 
 
-class LocalRayCluster(RayCluster):
+class LocalRayCluster(LocalProcessCluster, RayCluster):
     def __init__(self, head: LocalProcess, address: str, start_worker: Any,
                  watch_every: float = 2.0):
         super().__init__(address, watch_every)
         self.head = head
         self.workers: List[LocalProcess] = []
         self._start_worker = start_worker
-        self._next = 0
-
-    @property
-    def processes(self) -> List[LocalProcess]:
-        return [self.head, *self.workers]
-
-    @property
-    def pids(self) -> List[int]:
-        return [p.pid for p in self.processes]
 
     def scale(self, n: int) -> None:
-        alive = [w for w in self.workers if w.poll() is None]
-        while len(alive) < n:
-            worker = self._start_worker(self._next)
-            self._next += 1
-            self.workers.append(worker)
-            alive.append(worker)
-        for worker in alive[n:]:
+        for worker in self._alive_after_starting(n)[n:]:
             worker.stop()
-
-    def _find_dead(self) -> List[str]:
-        return [f"{p.name} (pid {p.pid}) exited with status {p.poll()}; log {p.log_path}:\n"
-                f"{p.log_tail()}" for p in self.processes
-                if p.poll() is not None and not p.stopping]
 
     def _shutdown(self) -> None:
         self._disconnect()
-        for proc in reversed(self.processes):
-            proc.stop(timeout=20)
+        self._stop_processes(timeout=20)
         if getattr(self, "temp_dir", None):
             import shutil
 
@@ -261,12 +241,12 @@ class YarnRayCluster(RayCluster):
         self.app.scale(WORKER_SERVICE, n)
 
     def _find_dead(self) -> List[str]:
-        return _failed_containers(self.skein_client, self.app_id, self.app,
+        return failed_containers(self.skein_client, self.app_id, self.app,
                                   [HEAD_SERVICE, WORKER_SERVICE])
 
     def _shutdown(self) -> None:
         self._disconnect()
-        _shutdown_app(self.skein_client, self.app_id, self.app)
+        shutdown_app(self.skein_client, self.app_id, self.app)
         if self._owns:
             self.skein_client.close()
 
@@ -293,8 +273,8 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
         ["-m", "cluster_pack.ray", "yarn-worker", *host_args, "--num-cpus", str(worker_vcores),
          "--object-store-memory", str(object_store_memory)], **options)
     services = {
-        HEAD_SERVICE: _service(head, 1, head_vcores, head_memory, pre_script_hook, None, 0),
-        WORKER_SERVICE: _service(worker, n_workers, worker_vcores, worker_memory,
+        HEAD_SERVICE: skein_service(head, 1, head_vcores, head_memory, pre_script_hook, None, 0),
+        WORKER_SERVICE: skein_service(worker, n_workers, worker_vcores, worker_memory,
                                  pre_script_hook, None, 0),
     }
     services[WORKER_SERVICE].depends = {HEAD_SERVICE}

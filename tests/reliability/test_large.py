@@ -6,7 +6,6 @@ Long (writes ~25 GB, several minutes): opt in with ``CPACK_LARGE_TESTS=1``.
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 

@@ -23,7 +23,8 @@ test-fast: $(VENV)/.installed  ## unit + local end-to-end tests only (no JVM, no
 	$(PY) -m pytest -ra -m "not hdfs and not yarn and not s3 and not spark"
 
 bench-smoke: $(VENV)/.installed
-	$(PY) benchmarks/run.py --smoke
+	# a smoke run must not overwrite the committed results
+	$(PY) benchmarks/run.py --smoke --out benchmarks/work/smoke-results
 
 clean:
 	rm -rf $(VENV) .demo

@@ -362,3 +362,28 @@ def skein_service(spec: launch.LaunchSpec, instances: int, vcores: int, memory: 
                          env={**yarn.CONTAINER_ENV, **(env or {})},
                          script=yarn.container_script(spec, pre_script_hook),
                          max_restarts=max_restarts)
+
+
+def submit_and_wait_for_key(skein_client: Optional["skein.Client"], app_spec: Any, key: str,
+                            timeout: float, what: str) -> "tuple[Any, bool, str, Any, str]":
+    """Submit ``app_spec`` and wait for ``key`` (see :func:`wait_for_key`).
+
+    Returns ``(client, owns_client, app_id, app, value)``; on failure the application is
+    killed and a client created here is closed before the error propagates.
+    """
+    import skein
+
+    owns = skein_client is None
+    client = skein_client or skein.Client()
+    app_id = client.submit(app_spec)
+    _logger.info("%s on YARN: %s", what, app_id)
+    try:
+        app, value = wait_for_key(client, app_id, key, timeout)
+    except BaseException:
+        try:
+            client.kill_application(app_id)
+        finally:
+            if owns:
+                client.close()
+        raise
+    return client, owns, app_id, app, value

@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 from cluster_pack import launch
 from cluster_pack.clusters import (  # noqa: F401  (re-exported: the original home of these)
     ClusterError, LocalProcess, LocalProcessCluster, WatchedCluster, failed_containers,
-    shutdown_app, skein_service, start_local_process, wait_for_key)
+    shutdown_app, skein_service, start_local_process, submit_and_wait_for_key,
+    wait_for_key)
 
 if TYPE_CHECKING:  # pragma: no cover
     import distributed
@@ -318,22 +319,9 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
     container's host name...). If the application cannot start, :class:`ClusterError`
     carries YARN's diagnostics and the container logs.
     """
-    import skein
-
-    owns = skein_client is None
-    client = skein_client or skein.Client()
-    app_spec = yarn_application_spec(package_path, n_workers=n_workers, **spec_options)
-    app_id = client.submit(app_spec)
-    _logger.info("dask on YARN: %s", app_id)
-    try:
-        app, address = wait_for_key(client, app_id, SCHEDULER_KEY, timeout)
-    except BaseException:
-        try:
-            client.kill_application(app_id)
-        finally:
-            if owns:
-                client.close()
-        raise
+    client, owns, app_id, app, address = submit_and_wait_for_key(
+        skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
+        SCHEDULER_KEY, timeout, "dask")
     cluster = YarnDaskCluster(client, app_id, app, address, owns, watch_every)
     try:
         cluster.connect(n_workers, timeout)

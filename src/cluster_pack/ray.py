@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 from cluster_pack import launch
 from cluster_pack.clusters import (ClusterError, LocalProcess, LocalProcessCluster,
                                    WatchedCluster, failed_containers, shutdown_app,
-                                   skein_service, start_local_process, wait_for_key)
+                                   skein_service, start_local_process,
+                                   submit_and_wait_for_key)
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -292,22 +293,9 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
                  watch_every: float = 5.0, init_kwargs: Optional[Dict[str, Any]] = None,
                  **spec_options: Any) -> YarnRayCluster:
     """Start a Ray cluster on YARN and connect this process to it."""
-    import skein
-
-    owns = skein_client is None
-    client = skein_client or skein.Client()
-    app_id = client.submit(yarn_application_spec(package_path, n_workers=n_workers,
-                                                 **spec_options))
-    _logger.info("ray on YARN: %s", app_id)
-    try:
-        app, address = wait_for_key(client, app_id, HEAD_KEY, timeout)
-    except BaseException:
-        try:
-            client.kill_application(app_id)
-        finally:
-            if owns:
-                client.close()
-        raise
+    client, owns, app_id, app, address = submit_and_wait_for_key(
+        skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
+        HEAD_KEY, timeout, "ray")
     cluster = YarnRayCluster(client, app_id, app, address, owns, watch_every)
     try:
         cluster.connect(n_workers + 1, timeout, **(init_kwargs or {}))

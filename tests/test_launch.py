@@ -43,7 +43,8 @@ def test_pre_script_hook_runs_before_the_command(tmp_path):
 
 
 def test_environment_resource_kinds():
-    assert environment_resource("hdfs:///e/x.pex") == Resource("hdfs:///e/x.pex", "x.pex", "file")
+    assert environment_resource("hdfs:///e/x.pex") == Resource("hdfs:///e/x.pex", "x.pex", "file",
+                                                                shared=True)
     large = environment_resource("hdfs:///e/x.pex.zip")
     assert (large.name, large.kind) == ("pyenv", "archive")
 

@@ -33,9 +33,23 @@ def upload(venv, store, **kwargs):
 
 
 def pex_distributions(path):
-    with zipfile.ZipFile(path) as zf:
-        info = json.loads(zf.read("PEX-INFO"))
+    """Distribution names in a published environment (single-file or parts layout)."""
+    path = Path(path)
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    if manifest["layout"] == "parts":
+        sha = next(p["sha256"] for p in manifest["parts"] if p["path"] == "PEX-INFO")
+        info = json.loads((path.parent / ".cluster-pack-parts" / sha).read_text())
+    else:
+        with zipfile.ZipFile(path) as zf:
+            info = json.loads(zf.read("PEX-INFO"))
     return sorted(w.split("-")[0].lower() for w in info["distributions"])
+
+
+def pool_files(path):
+    """{sha256: (inode, mtime)} of the pool next to ``path``."""
+    pool = Path(path).parent / ".cluster-pack-parts"
+    return {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in pool.iterdir()
+            if not f.name.startswith(".")}
 
 
 @pytest.fixture
@@ -63,8 +77,13 @@ def test_upload_env_publishes_a_runnable_self_contained_pex(packed_venv, store_d
     assert first["built"] and first["path"].startswith(str(store_dir / "envs"))
     artifact = Path(first["path"])
     manifest = json.loads(artifact.with_suffix(".json").read_text())
-    assert manifest["artifact_name"] == artifact.name
-    assert manifest["size"] == artifact.stat().st_size
+    assert manifest["artifact_name"] == artifact.name and manifest["layout"] == "parts"
+    assert not artifact.exists()  # nothing but the manifest and the pool
+    pool = artifact.parent / ".cluster-pack-parts"
+    for part in manifest["parts"]:
+        assert (pool / part["sha256"]).stat().st_size == part["size"]
+    assert manifest["size"] == sum(p["size"] for p in manifest["parts"])
+    assert first["written"] >= manifest["size"]
     assert any(p.startswith("numpy==") for p in manifest["package_installed"])
     assert not any(p.startswith("toyproj") for p in manifest["package_installed"])
     assert {"numpy", "six", "pex"} <= set(pex_distributions(artifact))

@@ -11,14 +11,18 @@ runtime runs it (``python env.pex -m mod``). What makes it fast:
   ``PEX_ROOT`` and every later start re-executes that venv directly (as fast as a
   plain venv) instead of re-checking every distribution at each start.
 
-Environments too large for a zipapp (CPython < 3.13 cannot run a ZIP64 zipapp) are
+By default (``C_PACK_LAYOUT=parts``) the pex is built in pex's ``packed`` layout, a
+directory with one zip per distribution, published as content-addressed parts
+(:mod:`cluster_pack.parts`); pex caches those zips, so a rebuild after a change zips only
+the changed distributions, and unchanged zips keep their inode (their hashes are cached).
+
+With ``C_PACK_LAYOUT=pex``, environments too large for a zipapp (CPython < 3.13 cannot run a ZIP64 zipapp) are
 built as a pex directory and zipped into ``<name>.pex.zip``, which a node unpacks and
 runs as ``pyenv/__main__.py`` (the original's ``allow_large_pex`` layout).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from cluster_pack import _tools, settings
+from cluster_pack import parts as parts_module
 from cluster_pack.environment import Distribution
 from cluster_pack.errors import BuildError, PackageSelectionError
 from cluster_pack.packspec import PackSpec, Requirement
@@ -39,7 +44,6 @@ _logger = logging.getLogger(__name__)
 
 PEX_SUFFIX = ".pex"
 LARGE_PEX_SUFFIX = ".pex.zip"
-_HASH_CHUNK = 4 * 1024 * 1024
 
 ProgressCallback = Callable[[str], None]
 
@@ -53,22 +57,15 @@ class BuiltArtifact:
     size: int
     sha256: str
     requirements: Sequence[str]
+    # layout "parts": (part, local file) for every file of the packed directory ``path``
+    parts: Sequence[tuple] = ()
 
     @property
     def suffix(self) -> str:
         return LARGE_PEX_SUFFIX if self.large else PEX_SUFFIX
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, streamed (never holds the file in memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(_HASH_CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-    return digest.hexdigest()
+file_sha256 = parts_module.file_sha256
 
 
 def installed_size(distributions: Sequence[Distribution]) -> tuple:
@@ -104,8 +101,34 @@ class PexBuilder:
     def __init__(self, progress: Optional[ProgressCallback] = None):
         self._progress = progress or (lambda message: None)
 
+    def build_parts(self, spec: PackSpec, workdir: Path, name: str) -> BuiltArtifact:
+        """Build the packed pex directory ``workdir/<name>.pex`` and list its parts.
+
+        The caller removes the directory once published (its files are hard links to
+        pex's cache of zipped distributions, so it costs no extra copy).
+        """
+        output = workdir / f"{name}{PEX_SUFFIX}"
+        with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{name}-dir-") as tmp:
+            tmp_path = Path(tmp)
+            venv = spec.environment.prefix
+            requirements = list(spec.requirements)
+            if spec.to_resolve and not spec.resolve_from_index:
+                self._progress(f"adding {', '.join(map(str, spec.to_resolve))}")
+                venv, requirements = self._venv_with_additional(spec, tmp_path / "venv")
+            built = tmp_path / f"out{PEX_SUFFIX}"
+            self._pex(spec, venv, requirements, built, "packed")
+            os.replace(built, output)
+        self._progress("hashing the parts")
+        listed = parts_module.list_parts(output)
+        part_list = [part for part, _ in listed]
+        return BuiltArtifact(output, False, sum(p.size for p in part_list),
+                             parts_module.tree_sha256(part_list),
+                             tuple(sorted(str(r) for r in requirements)), tuple(listed))
+
     def build(self, spec: PackSpec, workdir: Path, name: str) -> BuiltArtifact:
         """Build ``workdir/<name>.pex`` (or ``.pex.zip`` for large environments)."""
+        if spec.parts:
+            return self.build_parts(spec, workdir, name)
         # Everything pex writes (including its own ``out.pex~`` temporaries) stays in a
         # temporary directory next to the target, cleaned up whatever happens; ``name``
         # carries the store's temporary marker so a killed build is swept later.

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from cluster_pack import editables, environment, settings
+from cluster_pack import editables, environment, parts, settings
 from cluster_pack.errors import ConfigurationError
 from cluster_pack.manifest import Manifest, run_info_for
 
@@ -36,6 +36,9 @@ class Resource:
     kind: str = "file"  # "file", or "archive": unpacked into a directory called ``name``
     size: Optional[int] = None
     sha256: Optional[str] = None
+    # immutable, named by content (a part of a published environment): engines may keep it
+    # in a cache shared by all the user's applications on a node
+    shared: bool = False
 
 
 @dataclass
@@ -48,6 +51,8 @@ class LaunchSpec:
     package_path: str = ""
     artifact_name: str = ""
     manifest: Optional[Manifest] = None
+    # shell lines run first in the working directory (assembling the environment's parts)
+    setup: str = ""
 
     def shell_script(self, pre_script_hook: Optional[str] = None,
                      extra_env: Optional[Dict[str, str]] = None) -> str:
@@ -59,6 +64,8 @@ class LaunchSpec:
             if not key or set(key) - _ENV_NAME_OK or key[0].isdigit():
                 raise ConfigurationError(f"invalid environment variable name {key!r}")
             lines.append(f"export {key}={shlex.quote(value)}")
+        if self.setup:
+            lines.append(self.setup.rstrip("\n"))
         if self.artifact_name:
             lines.append(f'export {environment.LOCAL_ARTIFACT_ENV_VAR}="$PWD"/'
                          f"{shlex.quote(self.artifact_name)}")
@@ -80,11 +87,37 @@ def _check_env_vars(env_vars: Optional[Dict[str, str]]) -> Dict[str, str]:
 
 
 def environment_resource(package_path: str, manifest: Optional[Manifest] = None) -> Resource:
-    """The artifact as a resource: a file for ``.pex``, an archive for ``.pex.zip``."""
+    """A single-file artifact as a resource: a file for ``.pex``, an archive for ``.pex.zip``."""
     name = package_path.rstrip("/").rsplit("/", 1)[-1]
     run = run_info_for(name)
     return Resource(package_path, run.dest_path, "archive" if run.must_unpack else "file",
-                    manifest.size if manifest else None, manifest.sha256 if manifest else None)
+                    manifest.size if manifest else None, manifest.sha256 if manifest else None,
+                    shared=True)
+
+
+def environment_resources(package_path: str,
+                          manifest: Optional[Manifest] = None) -> "tuple[List[Resource], str]":
+    """The published environment as resources, plus the shell lines that assemble it.
+
+    A single-file artifact is one resource and needs no assembly; the parts layout is one
+    resource per part (each localized under its content name) and an assembly script
+    re-creating the packed pex directory ``<name>.pex`` from them.
+    """
+    if manifest is None or not manifest.is_parts:
+        return [environment_resource(package_path, manifest)], ""
+    resources, seen = [], set()
+    for part in manifest.parts:
+        name = parts.link_name(part)
+        if name not in seen:
+            seen.add(name)
+            resources.append(Resource(parts.part_url(package_path, part), name, "file",
+                                      part.size, part.sha256, shared=True))
+    run = run_info_for(_artifact_name(package_path), manifest.layout)
+    return resources, parts.assembly_script(run.dest_path, manifest.parts)
+
+
+def _artifact_name(package_path: str) -> str:
+    return package_path.rstrip("/").rsplit("/", 1)[-1]
 
 
 EDITABLE_DIRS_ENV_VAR = "C_PACK_EDITABLE_DIRS"
@@ -133,9 +166,9 @@ def build_launch_spec(
         package_path, manifest = result.path, result.manifest
     if manifest is None:
         manifest = _read_manifest(package_path, fs_args)
-    artifact = environment_resource(package_path, manifest)
-    run = run_info_for(artifact.source.rstrip("/").rsplit("/", 1)[-1])
-    resources = [artifact]
+    resources, setup = environment_resources(package_path, manifest)
+    # from the name and layout, never from the manifest's text: it only says what to fetch
+    run = run_info_for(_artifact_name(package_path), manifest.layout if manifest else "")
     for path in additional_files or []:
         resources.append(Resource(str(path), os.path.basename(str(path).rstrip("/"))))
     sources = editable_resources() if include_editables else []
@@ -152,7 +185,7 @@ def build_launch_spec(
     env.update(_check_env_vars(env_vars))
     argv = [run.interpreter_cmd] + [str(a) for a in argv_after_interpreter]
     return LaunchSpec(argv, resources, env, package_path,
-                      run.dest_path if not run.must_unpack else "", manifest)
+                      run.dest_path if not run.must_unpack else "", manifest, setup)
 
 
 def module_launch_spec(module_name: str, args: Sequence[Any] = (), **kwargs: Any) -> LaunchSpec:

@@ -8,6 +8,9 @@ refuse an artifact that does not match it), and how to run it.
 
 The manifest of ``envs/myenv.pex`` is ``envs/myenv.json`` and the one of
 ``envs/myenv.pex.zip`` is ``envs/myenv.pex.json``: the original's naming.
+
+Format 2 adds the ``parts`` layout (see :mod:`cluster_pack.parts`): the manifest then lists
+the parts of the packed pex, and its ``sha256`` names the whole set (``parts.tree_sha256``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from cluster_pack.errors import IntegrityError
+from cluster_pack.parts import Part, parts_from_json, tree_sha256
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+LAYOUT_PARTS = "parts"
 # A manifest is small; refuse to parse anything bigger (a mis-pointed path).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
@@ -57,13 +62,18 @@ class Manifest:
     platform: str
     python_version: str
     run: RunInfo
-    layout: str = "pex"  # "pex" (zipapp) or "pex.zip" (unpacked large layout)
+    layout: str = "pex"  # "pex" (zipapp), "pex.zip" (unpacked large layout) or "parts"
     compressed: bool = False
     env_name: str = ""
     created_at: float = field(default_factory=time.time)
     created_by: str = ""
     format_version: int = MANIFEST_FORMAT
     extra: Dict[str, Any] = field(default_factory=dict)
+    parts: List[Part] = field(default_factory=list)  # layout "parts" only
+
+    @property
+    def is_parts(self) -> bool:
+        return self.layout == LAYOUT_PARTS
 
     def to_json(self) -> bytes:
         data = asdict(self)
@@ -88,8 +98,9 @@ class Manifest:
                 f"understands ({MANIFEST_FORMAT}): upgrade cluster-pack")
         try:
             run = RunInfo(**data.pop("run"))
-            manifest = cls(run=run, **{k: v for k, v in data.items()
-                                       if k in cls.__dataclass_fields__})
+            parts = parts_from_json(data.pop("parts", None) or [], where)
+            manifest = cls(run=run, parts=parts, **{k: v for k, v in data.items()
+                                                    if k in cls.__dataclass_fields__})
         except (TypeError, KeyError) as exc:
             raise IntegrityError(f"{where} is missing or has unexpected fields: {exc}") from None
         manifest.validate(where)
@@ -105,6 +116,14 @@ class Manifest:
             raise IntegrityError(f"{where} has an invalid size {self.size!r}")
         if not (isinstance(self.sha256, str) and len(self.sha256) == 64):
             raise IntegrityError(f"{where} has an invalid sha256 {self.sha256!r}")
+        if self.is_parts:
+            if not self.parts or "PEX-INFO" not in {p.path for p in self.parts}:
+                raise IntegrityError(f"{where} describes a parts layout without its PEX-INFO")
+            for part in self.parts:
+                part.validate(where)
+            if tree_sha256(self.parts) != self.sha256:
+                raise IntegrityError(
+                    f"{where}: its sha256 does not match the parts it lists; refusing it")
 
 
 class LegacyManifest(Exception):
@@ -119,8 +138,11 @@ class LegacyManifest(Exception):
         return list(self.data.get(PACKAGE_INSTALLED_KEY, []))
 
 
-def run_info_for(artifact_name: str) -> RunInfo:
-    """The original's ``get_pyenv_usage_from_archive`` rules."""
+def run_info_for(artifact_name: str, layout: str = "") -> RunInfo:
+    """The original's ``get_pyenv_usage_from_archive`` rules (and the parts layout's:
+    the packed directory is assembled as ``<name>.pex`` and run through its ``__main__.py``)."""
+    if layout == LAYOUT_PARTS:
+        return RunInfo(artifact_name, f"./{artifact_name}/__main__.py", False)
     if artifact_name.endswith(".pex.zip"):
         return RunInfo("pyenv", "pyenv/__main__.py", True)
     if artifact_name.endswith(".pex"):
@@ -137,6 +159,8 @@ def summarize(manifest: Manifest) -> Dict[str, Optional[Any]]:
         "python": manifest.python_version,
         "platform": manifest.platform,
         "distributions": len(manifest.package_installed),
+        "layout": manifest.layout,
+        "parts": len(manifest.parts) if manifest.is_parts else None,
         "created_at": manifest.created_at,
         "fingerprint": manifest.fingerprint,
     }

@@ -52,6 +52,7 @@ class PackSpec:
     environment: Environment
     requirements: Tuple[Requirement, ...]
     large: bool = False  # the unzipped ``.pex.zip`` layout
+    parts: bool = False  # published as content-addressed parts (pex ``packed`` layout)
     compress: bool = False
     include_pex_tools: bool = False
     resolve_from_index: bool = False  # C_PACK_VENV_OPTIMIZATION_LEVEL=0
@@ -79,6 +80,7 @@ class PackSpec:
                 [r.key, r.version, r.installed.content_hash() if r.installed else ""]
                 for r in self.requirements),
             "large": self.large,
+            "parts": self.parts,
             "compress": self.compress,
             "layout": self.layout_optimization if self.large else "",
             "tools": self.include_pex_tools,

@@ -25,11 +25,11 @@ from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tup
 from urllib.parse import urlparse
 
 from cluster_pack import __version__ as _version
-from cluster_pack import environment, hadoop_conf, settings
+from cluster_pack import environment, hadoop_conf, parts, settings
 from cluster_pack.builder import (LARGE_PEX_SUFFIX, PEX_SUFFIX, BuiltArtifact, PexBuilder,
                                   file_sha256, needs_large_layout)
 from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
-from cluster_pack.manifest import (MAX_MANIFEST_BYTES, LegacyManifest, Manifest,
+from cluster_pack.manifest import (LAYOUT_PARTS, MAX_MANIFEST_BYTES, LegacyManifest, Manifest,
                                    manifest_path, run_info_for)
 from cluster_pack.packspec import PackSpec, select_requirements
 from cluster_pack.progress import Reporter
@@ -167,17 +167,19 @@ def publish_env(
         return publish_zip(fallback, package_path, force_upload, fs_args, reporter=reporter)
 
     requirements = select_requirements(env, additional_packages, ignored_packages, only_packages)
-    large = bool(allow_large_pex) or needs_large_layout(
+    explicit_large = bool(allow_large_pex) or bool(package_path
+                                                   and package_path.endswith(LARGE_PEX_SUFFIX))
+    use_parts = settings.get_artifact_layout() == settings.LAYOUT_PARTS and not explicit_large
+    large = explicit_large or (not use_parts and needs_large_layout(
         [r.installed for r in requirements if r.installed is not None],
-        settings.get_large_pex_threshold(), settings.MAX_ZIPAPP_ENTRIES)
-    if package_path and package_path.endswith(LARGE_PEX_SUFFIX):
-        large = True
+        settings.get_large_pex_threshold(), settings.MAX_ZIPAPP_ENTRIES))
     target = normalize_package_path(package_path, env.name, large)
     layout = settings.get_layout_optimization()
     spec = PackSpec(
         environment=env,
         requirements=requirements,
         large=large,
+        parts=use_parts,
         compress=settings.get_compress() or (large and layout.compress),
         include_pex_tools=include_pex_tools,
         resolve_from_index=settings.get_venv_optimization_level() == 0,
@@ -195,7 +197,8 @@ def publish_env(
 
     if not force_upload:
         current = read_manifest(store, path)
-        if current is not None and current.fingerprint == fingerprint and store.exists(path):
+        if current is not None and current.fingerprint == fingerprint \
+                and _is_complete(store, path, current):
             return PublishResult(store.url(path), env.name, current, False, 0,
                                  "unchanged: the published manifest has the same fingerprint")
 
@@ -205,13 +208,15 @@ def publish_env(
     built: Optional[BuiltArtifact] = None
     fallback = settings.get_env_fallback_path()
     try:
-        if fallback and not force_upload:
+        if fallback and not force_upload and not use_parts:
             built = _reuse_fallback(fallback, spec, workdir, tmp_name, reporter)
         if built is None:
             built = builder.build(spec, workdir, tmp_name)
         manifest = _manifest_for(built, Path(path).name, spec.package_installed, fingerprint,
                                  env, env.name)
-        if store.is_local:
+        if built.parts:
+            written = _write_parts(store, built, path, manifest, reporter)
+        elif store.is_local:
             with store.lock(path):
                 os.chmod(built.path, ARTIFACT_MODE)
                 os.replace(built.path, path)
@@ -221,10 +226,33 @@ def publish_env(
             written = _write(store, built.path, path, manifest, reporter)
     finally:
         if built is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(built.path)
+            if built.path.is_dir():
+                shutil.rmtree(built.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(built.path)
     return PublishResult(store.url(path), env.name, manifest, True, written,
                          "forced" if force_upload else "built")
+
+
+def _is_complete(store: Store, path: str, manifest: Manifest) -> bool:
+    """Is everything the manifest describes in the store?"""
+    if manifest.is_parts:
+        return not parts.missing(store, path, manifest.parts)
+    return store.exists(path)
+
+
+def _write_parts(store: Store, built: BuiltArtifact, path: str, manifest: Manifest,
+                 reporter: Reporter) -> int:
+    """New parts, then the manifest; a single-file artifact left at ``path`` by an earlier
+    ``C_PACK_LAYOUT=pex`` publish is removed (it would be a stale environment)."""
+    with store.lock(path):
+        written = parts.publish(store, path, built.parts, reporter)
+        data = manifest.to_json()
+        store.publish_bytes(data, manifest_path(path))
+        if store.exists(path) and not store.isdir(path):
+            store.remove(path)
+    return written + len(data)
 
 
 def _manifest_for(built: BuiltArtifact, name: str, package_installed: Sequence[str],
@@ -238,8 +266,10 @@ def _manifest_for(built: BuiltArtifact, name: str, package_installed: Sequence[s
         package_installed=list(package_installed),
         platform=env.platform_tag if env else "",
         python_version=env.python_version if env else "",
-        run=run_info_for(name),
-        layout="pex.zip" if name.endswith(LARGE_PEX_SUFFIX) else "pex",
+        run=run_info_for(name, LAYOUT_PARTS if built.parts else ""),
+        layout=(LAYOUT_PARTS if built.parts
+                else "pex.zip" if name.endswith(LARGE_PEX_SUFFIX) else "pex"),
+        parts=[part for part, _ in built.parts],
         compressed=False,
         env_name=env_name,
         created_by=f"cluster-pack {_version}",

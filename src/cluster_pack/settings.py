@@ -25,9 +25,13 @@ variable                                meaning
 ``C_PACK_COMPRESS``                     ``1`` to deflate artifacts (smaller, slower to build and
                                         start); default ``0``: stored, which is faster on any network
                                         faster than ~100 MB/s
-``C_PACK_LARGE_PEX_THRESHOLD``          bytes above which the ``.pex.zip`` layout is chosen
-                                        automatically (default 3.5 GiB: CPython < 3.13 cannot run a
-                                        zipapp over 4 GiB)
+``C_PACK_LARGE_PEX_THRESHOLD``          with ``C_PACK_LAYOUT=pex``: bytes above which the
+                                        ``.pex.zip`` layout is chosen automatically (default
+                                        3.5 GiB: CPython < 3.13 cannot run a zipapp over 4 GiB)
+``C_PACK_LAYOUT``                       ``parts`` (default): a pex published as content-addressed
+                                        parts, one per distribution, uploaded only when new;
+                                        ``pex``: one single-file ``.pex`` (``.pex.zip`` when large),
+                                        for code that ships the published file itself
 ======================================  ===========================================================
 """
 
@@ -199,6 +203,19 @@ def get_cache_dir() -> Path:
 
 def get_compress() -> bool:
     return (_env("C_PACK_COMPRESS") or "0").lower() in ("1", "true", "yes", "on")
+
+
+LAYOUT_PARTS = "parts"
+LAYOUT_PEX = "pex"
+
+
+def get_artifact_layout() -> str:
+    """``C_PACK_LAYOUT``: ``parts`` (default) or ``pex`` (one single-file artifact)."""
+    raw = (_env("C_PACK_LAYOUT") or LAYOUT_PARTS).strip().lower()
+    if raw not in (LAYOUT_PARTS, LAYOUT_PEX):
+        raise ConfigurationError(
+            f"C_PACK_LAYOUT must be {LAYOUT_PARTS!r} or {LAYOUT_PEX!r}, got {raw!r}")
+    return raw
 
 
 def get_large_pex_threshold() -> int:

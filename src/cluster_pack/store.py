@@ -141,11 +141,15 @@ class Store:
                 self.fs.makedirs(path, exist_ok=True)
 
     def publish_file(self, local_path: Path, path: str,
-                     progress: Optional[ProgressCallback] = None) -> None:
-        """Make ``local_path`` appear at ``path`` in one step for readers."""
+                     progress: Optional[ProgressCallback] = None, sweep: bool = True) -> None:
+        """Make ``local_path`` appear at ``path`` in one step for readers.
+
+        ``sweep=False``: the caller already created the directory and swept its stale
+        temporaries (publishing many files to one directory)."""
         directory = path.rsplit("/", 1)[0] or "/"
-        self.makedirs(directory)
-        self.remove_stale_temporaries(directory)
+        if sweep:
+            self.makedirs(directory)
+            self.remove_stale_temporaries(directory)
         if self._atomic_put():
             with self._errors(f"uploading to {self.url(path)}"):
                 self._put(local_path, path, progress)

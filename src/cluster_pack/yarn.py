@@ -76,7 +76,7 @@ def _hadoop_url(source: str) -> str:
 
 
 def _visibility(resource: Resource, spec: LaunchSpec) -> str:
-    if resource.source == spec.package_path and _is_remote(resource.source):
+    if resource.shared and _is_remote(resource.source):
         return "private"
     return "application"
 

@@ -407,9 +407,13 @@ def make_tools() -> List[Tool]:
              scenarios=all3, node="zip", artifact="site-packages.zip", build=_zip_floor),
         Tool("cp_floor", "floor: cp -r site-packages", venv_key="ours", should_work=True,
              scenarios=["cold"], node=None, artifact="site-packages", build=_cp_floor),
-        Tool("ours", "cluster-pack (this repo)", venv_key="ours", should_work=True,
-             scenarios=all3, node="pex", artifact="env.pex", build=_upload_env_cmd({}),
+        Tool("ours", "cluster-pack (this repo, default: parts layout)", venv_key="ours",
+             should_work=True, scenarios=all3, node="pex", artifact="env.pex",
+             build=_upload_env_cmd({}),
              note="editable cluster-pack is in the env; packed per upload_env() defaults"),
+        Tool("ours_pex", "cluster-pack (this repo, C_PACK_LAYOUT=pex: one .pex file)",
+             venv_key="ours", should_work=True, scenarios=all3, node="pex", artifact="env.pex",
+             build=_upload_env_cmd({"C_PACK_LAYOUT": "pex"})),
         Tool("cp0319", "cluster-pack 0.3.19", venv_key="cp0319", should_work=False,
              scenarios=all3, node="pex", artifact="env.pex", build=_upload_env_cmd({}),
              note="resolves every requirement from PyPI at pack time"),
@@ -463,7 +467,15 @@ def node_start(ctx: Ctx, tool: Tool, artifact: Path, venvs: Dict[str, Path], env
     c = fresh(node_dir / "container")
     local = c / artifact.name
     t0 = time.perf_counter()
-    if artifact.is_dir():
+    manifest = parts_manifest(artifact)
+    if manifest is not None:  # what a node does: localize every part, assemble the pex dir
+        pool = artifact.parent / ".cluster-pack-parts"
+        for part in manifest["parts"]:
+            (local / part["path"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(pool / part["sha256"], local / part["path"])
+            if part.get("executable"):
+                os.chmod(local / part["path"], 0o755)
+    elif artifact.is_dir():
         shutil.copytree(artifact, local)
     else:
         shutil.copy2(artifact, local)
@@ -480,7 +492,14 @@ def node_start(ctx: Ctx, tool: Tool, artifact: Path, venvs: Dict[str, Path], env
         out["node_cold"] = run("node_cold", [ctx.py, local, "-c", imports], env)
         out["node_warm"] = run("node_warm", [ctx.py, local, "-c", imports], env)
         unz = c / "unzipped"
-        r = run("unzip", ["unzip", "-q", local, "-d", unz], node_env())
+        if local.is_dir():  # packed layout: one zip per distribution
+            wheels = sorted((local / ".deps").glob("*.whl"))
+            script = "; ".join(f"unzip -q {shlex.quote(str(w))} -d "
+                               f"{shlex.quote(str(unz / '.deps' / w.name))}" for w in wheels)
+            (unz / ".deps").mkdir(parents=True)
+            r = run("unzip", ["sh", "-c", script or "true"], node_env())
+        else:
+            r = run("unzip", ["unzip", "-q", local, "-d", unz], node_env())
         deps = unz / ".deps"
         entries = sorted(str(p) for p in deps.iterdir() if p.is_dir()) if deps.is_dir() else []
         if "error" in r:
@@ -523,6 +542,37 @@ def node_start(ctx: Ctx, tool: Tool, artifact: Path, venvs: Dict[str, Path], env
                                    node_env())
     rm(c)
     return out
+
+
+def parts_manifest(artifact: Path) -> Optional[Dict[str, Any]]:
+    """The manifest of a parts-layout environment published at ``artifact``, else None."""
+    manifest = artifact.with_suffix(".json")
+    if artifact.exists() or not manifest.exists():
+        return None
+    data = json.loads(manifest.read_text())
+    return data if data.get("layout") == "parts" else None
+
+
+def artifact_bytes(artifact: Path) -> Optional[int]:
+    manifest = parts_manifest(artifact)
+    if manifest is not None:
+        return int(manifest["size"])
+    if not artifact.exists():
+        return None
+    if artifact.is_file():
+        return artifact.stat().st_size
+    return sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
+
+
+def installed_bytes(venv: Path, name: str) -> Optional[int]:
+    """Installed size of a distribution, from its RECORD."""
+    for record in site_packages(venv).glob(f"{name}-*.dist-info/RECORD"):
+        total = 0
+        for line in record.read_text().splitlines():
+            size = line.rsplit(",", 1)[-1]
+            total += int(size) if size.isdigit() else 0
+        return total
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -574,9 +624,11 @@ def bench_env(ctx: Ctx, env_name: str, tools: List[Tool], repeat: int,
             rm(logs)
             venv = venvs[tool.venv_key]
             ok = True
+            changed_dist_bytes = None
             for scen in tool.scenarios:
                 if scen == "changed":
                     ctx.uv_pip(venv, CHANGED_PKG)
+                    changed_dist_bytes = installed_bytes(venv, CHANGED_NAME)
                 try:
                     cmd, env = tool.command(ctx, venvs, state, scen)
                     r = run_measured(cmd, env=env, store=state / "store",
@@ -587,10 +639,15 @@ def bench_env(ctx: Ctx, env_name: str, tools: List[Tool], repeat: int,
                     if scen == "changed":
                         ctx.uv_uninstall(venv, CHANGED_NAME)
                 art = state / "store" / tool.artifact
-                if "error" not in r and art.exists():
-                    r["artifact_bytes"] = (art.stat().st_size if art.is_file()
-                                           else sum(f.stat().st_size for f in art.rglob("*")
-                                                    if f.is_file()))
+                if "error" not in r:
+                    size = artifact_bytes(art)
+                    if size is not None:
+                        r["artifact_bytes"] = size
+                    if scen == "changed":
+                        r["changed_dist_bytes"] = changed_dist_bytes
+                    manifest = parts_manifest(art)
+                    if manifest is not None:
+                        r["manifest_bytes"] = art.with_suffix(".json").stat().st_size
                 tr["samples"].setdefault(scen, []).append(r)
                 _report(env_name, tool.key, scen, r)
                 if "error" in r:
@@ -751,6 +808,46 @@ def _median(tr: Dict[str, Any], scen: str, metric: str = "wall_s") -> Optional[f
     return st["median"] if st else None
 
 
+def targets(er: Dict[str, Any], key: str = "ours") -> List[tuple]:
+    """(what, measured, target, met) for issue 7's targets, from this run's medians."""
+    tools = er["tools"]
+    ours, floor = tools.get(key, {}), tools.get("zip_floor", {})
+    inc, plain = tools.get("cp0319", {}), tools.get("plain_venv", {})
+    out: List[tuple] = []
+
+    def add(what: str, value: Optional[float], fmt: str, target: str,
+            ok: Callable[[float], bool]) -> None:
+        if value is not None:
+            out.append((what, fmt.format(value), target, ok(value)))
+
+    cold, fl = _median(ours, "cold"), _median(floor, "cold")
+    add("cold / zip floor", cold / fl if cold and fl else None, "{:.2f}x", "<= 1.5x",
+        lambda v: v <= 1.5)
+    ic = _median(inc, "cold")
+    add("cluster-pack 0.3.19 cold / ours", ic / cold if ic and cold else None, "{:.1f}x",
+        ">= 10x", lambda v: v >= 10)
+    changed = _median(ours, "changed")
+    add("one pkg changed / cold", changed / cold if changed and cold else None, "{:.1%}",
+        "<= 5%", lambda v: v <= 0.05)
+    samples = [s for s in ours.get("samples", {}).get("changed", []) if "error" not in s]
+    if samples and samples[0].get("changed_dist_bytes"):
+        written = statistics.median(s["bytes_written"] for s in samples)
+        allowed = 2 * samples[0]["changed_dist_bytes"] + samples[0].get("manifest_bytes", 0)
+        add(f"one pkg changed: bytes written / (2 x {samples[0]['changed_dist_bytes']} B + "
+            "manifest)", written / allowed, "{:.2f}", "<= 1", lambda v: v <= 1)
+    add("no-op upload_env() in-process (s)", _median(ours, "noop", "upload_env_s"), "{:.3f}",
+        "<= 0.3", lambda v: v <= 0.3)
+    nc, nu = _median(ours, "node_cold"), _median(ours, "node_unzip_import")
+    add("node first start / (unzip + import)", nc / nu if nc and nu else None, "{:.2f}x",
+        "<= 1.3x", lambda v: v <= 1.3)
+    nw, pw = _median(ours, "node_warm"), _median(plain, "node_warm")
+    add("node warm start - plain venv (s)", nw - pw if nw and pw else None, "{:+.2f}",
+        "<= +0.3", lambda v: v <= 0.3)
+    add("peak RSS of packing (MiB)", _median(ours, "cold", "maxrss_mib"), "{:.0f}", "< 300",
+        lambda v: v < 300)
+    return out
+
+
 def write_markdown(results: Dict[str, Any], path: Path) -> None:
     L: List[str] = []
     L.append(f"# cluster-pack benchmarks — {results['date']}\n")
@@ -794,6 +891,12 @@ def write_markdown(results: Dict[str, Any], path: Path) -> None:
                 b = f"{v / i:.2f}×" if i else "—"
                 cells.append(f"{a} / {b}")
             L.append(f"| {tr['label']} | " + " | ".join(cells) + " |")
+        rows = targets(er)
+        if rows:
+            L.append("\nIssue 7's targets, cluster-pack (default layout), this run's medians:\n")
+            L.append("| target | measured | goal | met |")
+            L.append("|---|---|---|---|")
+            L.extend(f"| {w} | {v} | {t} | {'yes' if ok else '**no**'} |" for w, v, t, ok in rows)
     L.append("\n### Notes\n")
     L.extend(f"- {n}" for n in results["notes"])
     if results.get("failures"):
@@ -966,6 +1069,11 @@ def main() -> int:
     results["versions"] = tool_versions(ctx, envs)
     results["failures"] = failures
     summarize(results)
+    for env_name, er in results["envs"].items():
+        er["targets"] = [{"what": w, "measured": v, "goal": t, "met": ok}
+                         for w, v, t, ok in targets(er)]
+        for w, v, t, ok in targets(er):
+            log(f"{env_name}: {w}: {v} (goal {t}) {'met' if ok else 'NOT MET'}")
 
     if not write_outputs(results, out, ctx.tooling):
         failures.append("chart rendering failed")

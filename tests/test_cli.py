@@ -1,9 +1,41 @@
+import hashlib
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from cluster_pack import cli
+from cluster_pack import cli, parts
+from cluster_pack.manifest import LAYOUT_PARTS, Manifest, run_info_for
+from cluster_pack.progress import Reporter
+from cluster_pack.store import Store
+
+
+def publish_fake_parts(envs, name, files):
+    """A parts environment made of ``files`` ({path: bytes}) published under ``envs``,
+    exactly as publish_env lays it out: the pool, the manifest, no file at the path."""
+    tree = envs / f".{name}-tree"
+    for rel, data in files.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(data)
+        (tree / rel).chmod(0o755 if rel == "__main__.py" else 0o644)
+    listed = parts.list_parts(tree, parts.HashCache(envs / ".hashes.json"))
+    package_path = str(envs / f"{name}.pex")
+    store, path = Store.for_url(package_path)
+    parts.publish(store, path, listed, Reporter())
+    found = [part for part, _ in listed]
+    manifest = Manifest("f" * 64, f"{name}.pex", sum(p.size for p in found),
+                        parts.tree_sha256(found), ["six==1.17.0"], "p", "3.11",
+                        run_info_for(f"{name}.pex", LAYOUT_PARTS), layout=LAYOUT_PARTS,
+                        parts=found)
+    store.publish_bytes(manifest.to_json(), str(envs / f"{name}.json"))
+    return package_path, {p.path: p for p in found}
+
+
+FAKE = {"PEX-INFO": b"{}", "__main__.py": b"print('hi')\n",
+        ".deps/a-1-py3-none-any.whl": b"a" * 100}
 
 
 def test_bad_target_is_one_error_line_and_exit_2(capsys, tmp_path):
@@ -54,8 +86,6 @@ def test_run_requires_a_python_command(capsys):
 
 
 def test_cli_upload_info_ls_run_on_a_real_venv(packed_venv, store_dir):
-    import subprocess
-
     env = {"C_PACK_CACHE_DIR": str(store_dir), "PATH": "/usr/bin:/bin"}
     up = subprocess.run([packed_venv.cli, "upload", "--json", "--only-packages", "six"],
                         env=env, capture_output=True, text=True, check=True)
@@ -64,11 +94,148 @@ def test_cli_upload_info_ls_run_on_a_real_venv(packed_venv, store_dir):
     info = json.loads(subprocess.run([packed_venv.cli, "info", "--json", data["path"]], env=env,
                                      capture_output=True, text=True, check=True).stdout)
     assert info["package_installed"] == ["six==1.17.0"] or info["package_installed"][0].startswith("six==")
+    assert info["layout"] == "parts" and info["exists"] and info["missing_parts"] == []
+    assert info["parts_count"] == len(info["parts"]) >= 4
     listing = json.loads(subprocess.run([packed_venv.cli, "ls", "--json"], env=env,
                                         capture_output=True, text=True, check=True).stdout)
-    assert [r["path"] for r in listing] == [data["path"]]
+    assert [(r["path"], r["layout"]) for r in listing] == [(data["path"], "parts")]
+    assert listing[0]["size"] == info["size"]
     run = subprocess.run([packed_venv.cli, "run", "--local", "--package-path", data["path"],
                           "--", "python", "-c", "import six, sys; print(six.__name__, sys.argv[1:])",
                           "a b", "$HOME"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "six ['a b', '$HOME']" in run.stdout
+
+
+def test_ls_lists_parts_environments_and_single_files_but_no_other_json(capsys, tmp_path):
+    path, _ = publish_fake_parts(tmp_path, "env", FAKE)
+    (tmp_path / "single.pex").write_bytes(b"zip")
+    (tmp_path / "notes.json").write_text("{}")  # not a manifest
+    (tmp_path / "broken.json").write_text("{")  # a damaged one
+    assert cli.main(["ls", "--json", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["layout"]) for r in rows] == [("env.pex", "parts"),
+                                                         ("single.pex", "pex")]
+    assert rows[0]["path"] == path and rows[0]["size"] == sum(len(v) for v in FAKE.values())
+
+
+def test_info_names_the_parts_missing_from_the_store(capsys, tmp_path):
+    path, found = publish_fake_parts(tmp_path, "env", FAKE)
+    assert cli.main(["info", path]) == 0
+    out = capsys.readouterr().out
+    assert "layout      parts" in out and "parts       3" in out and "WARNING" not in out
+    os.unlink(parts.part_url(path, found[".deps/a-1-py3-none-any.whl"]))
+    assert cli.main(["info", "--json", path]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert not data["exists"] and data["missing_parts"] == [".deps/a-1-py3-none-any.whl"]
+    assert cli.main(["info", path]) == 0
+    assert "1 part(s) missing from the store: .deps/a-1-py3-none-any.whl" in capsys.readouterr().out
+
+
+def test_fetch_writes_the_packed_directory_with_verified_real_files(capsys, tmp_path):
+    path, found = publish_fake_parts(tmp_path / "envs", "env", FAKE)
+    dest = tmp_path / "out"
+    assert cli.main(["fetch", "--json", path, str(dest)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    local = dest / "env.pex"
+    assert data["path"] == str(local) and data["layout"] == "parts" and data["parts"] == 3
+    for rel, content in FAKE.items():
+        assert not (local / rel).is_symlink() and (local / rel).read_bytes() == content
+    assert found["__main__.py"].executable and os.access(local / "__main__.py", os.X_OK)
+    assert not os.access(local / "PEX-INFO", os.X_OK)
+    assert [p.name for p in dest.iterdir()] == ["env.pex"]  # no temporary left
+    (local / "stale").write_text("from an earlier fetch")
+    assert cli.main(["fetch", path, str(dest)]) == 0  # replaces an earlier fetch
+    assert not (local / "stale").exists() and "run it with: python" in capsys.readouterr().out
+
+
+def test_fetch_errors_are_one_line_naming_the_url_or_the_part(capsys, tmp_path):
+    path, found = publish_fake_parts(tmp_path / "envs", "env", FAKE)
+    dest = tmp_path / "out"
+
+    def error(*argv):
+        code = cli.main(["fetch", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("Error: "), err
+        return code, err[0]
+
+    code, message = error(str(tmp_path / "envs" / "nothing.pex"), str(dest))
+    assert code == 2 and str(tmp_path / "envs" / "nothing.json") in message
+
+    wheel = found[".deps/a-1-py3-none-any.whl"]
+    part_file = Path(parts.part_url(path, wheel))
+    part_file.chmod(0o640)
+    part_file.write_bytes(b"b" * 100)  # same size, other content
+    code, message = error(path, str(dest))
+    assert code == 1 and "part .deps/a-1-py3-none-any.whl" in message and "sha256" in message
+    part_file.unlink()
+    code, message = error(path, str(dest))
+    assert code == 1 and str(part_file) in message and "missing" in message
+    assert not dest.exists() or list(dest.iterdir()) == []  # nothing half-written is left
+
+    manifest = tmp_path / "envs" / "env.json"
+    tampered = json.loads(manifest.read_text())
+    tampered["parts"][0]["sha256"] = "0" * 64
+    manifest.write_text(json.dumps(tampered))
+    code, message = error(path, str(dest))
+    assert code == 1 and "does not match the parts it lists" in message
+
+
+def test_fetch_refuses_to_write_over_its_own_published_path(capsys, tmp_path):
+    path, _ = publish_fake_parts(tmp_path, "env", FAKE)
+    assert cli.main(["fetch", path, str(tmp_path)]) == 2
+    assert "its own published path" in capsys.readouterr().err
+    assert not Path(path).exists()
+
+
+PROBE = ("import importlib.util, json, six, sys; print(json.dumps([six.__file__, "
+         "importlib.util.find_spec('cluster_pack') is None, sys.argv[1:]]))")
+
+
+@pytest.mark.parametrize("layout", ["parts", "pex"])
+def test_fetched_environment_runs_with_plain_python_and_no_cluster_pack(
+        packed_venv, store_dir, tmp_path, layout):
+    env = {"C_PACK_CACHE_DIR": str(store_dir), "PATH": "/usr/bin:/bin", "C_PACK_LAYOUT": layout}
+    up = subprocess.run([packed_venv.cli, "upload", "--json", "--only-packages", "six"],
+                        env=env, capture_output=True, text=True, check=True)
+    published = json.loads(up.stdout)["path"]
+    dest = tmp_path / "fetched"
+    fetched = subprocess.run([packed_venv.cli, "fetch", "--json", published, str(dest)],
+                             env=env, capture_output=True, text=True)
+    assert fetched.returncode == 0, fetched.stderr
+    local = Path(json.loads(fetched.stdout)["path"])
+    assert local == dest / Path(published).name
+    assert local.is_dir() == (layout == "parts")
+    # the base interpreter, outside any venv, with nothing of cluster-pack on its path
+    python = getattr(sys, "_base_executable", sys.executable)
+    run = subprocess.run([python, str(local), "-c", PROBE, "a b"], capture_output=True,
+                         text=True, cwd=tmp_path,
+                         env={"PATH": "/usr/bin:/bin", "PEX_ROOT": str(tmp_path / "pex_root"),
+                              "HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    six_file, no_cluster_pack, argv = json.loads(run.stdout)
+    assert six_file.startswith(str(tmp_path / "pex_root")) and no_cluster_pack
+    assert argv == ["a b"]
+
+
+def test_fetch_of_a_single_file_checks_it_against_its_manifest(capsys, tmp_path):
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    data = b"not really a zipapp"
+    (envs / "one.pex").write_bytes(data)
+    manifest = Manifest("f" * 64, "one.pex", len(data), hashlib.sha256(data).hexdigest(), [],
+                        "p", "3.11", run_info_for("one.pex"))
+    (envs / "one.json").write_bytes(manifest.to_json())
+    assert cli.main(["fetch", str(envs / "one.pex"), str(tmp_path / "out")]) == 0
+    local = tmp_path / "out" / "one.pex"
+    assert local.read_bytes() == data and os.access(local, os.X_OK)
+    capsys.readouterr()
+
+    (envs / "one.pex").write_bytes(data.upper())  # same size, other content
+    assert cli.main(["fetch", str(envs / "one.pex"), str(tmp_path / "out2")]) == 1
+    assert f"{envs / 'one.pex'}: sha256" in capsys.readouterr().err
+    (envs / "one.pex").unlink()
+    assert cli.main(["fetch", str(envs / "one.pex"), str(tmp_path / "out2")]) == 1
+    err = capsys.readouterr().err
+    assert f"{envs / 'one.pex'} is missing" in err and len(err.strip().splitlines()) == 1
+    assert local.read_bytes() == data  # an earlier fetch elsewhere is untouched

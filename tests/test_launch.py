@@ -1,3 +1,4 @@
+import hashlib
 import json
 import subprocess
 import sys
@@ -6,7 +7,9 @@ import pytest
 
 from cluster_pack.errors import ConfigurationError
 from cluster_pack.launch import LaunchSpec, Resource, build_launch_spec, environment_resource
-from cluster_pack.manifest import Manifest, run_info_for
+from cluster_pack import parts as parts_module
+from cluster_pack.manifest import LAYOUT_PARTS, Manifest, run_info_for
+from cluster_pack.parts import Part, tree_sha256
 
 HOSTILE = [
     "plain", "with space", "quote'single", 'quote"double', "$HOME", "`id`", "$(id)",
@@ -60,3 +63,41 @@ def test_launch_spec_for_a_published_env_without_editables(tmp_path):
     assert spec.env["C_PACK_PACKAGE_PATH"] == "/envs/x.pex"
     assert spec.env["MY_VAR"] == "1"
     assert spec.env["PEX_EXTRA_SYS_PATH"] == "."
+
+
+def test_launch_spec_for_a_parts_environment(tmp_path):
+    parts = [Part("__main__.py", "1" * 64, 10, True), Part("PEX-INFO", "2" * 64, 20),
+             Part(".deps/a.whl", "3" * 64, 30), Part(".deps/copy-of-a.whl", "3" * 64, 30)]
+    manifest = Manifest("f" * 64, "x.pex", 90, tree_sha256(parts), [], "p", "3.11",
+                        run_info_for("x.pex", LAYOUT_PARTS), layout=LAYOUT_PARTS, parts=parts)
+    spec = build_launch_spec(["-m", "job"], package_path="hdfs:///envs/x.pex",
+                             include_editables=False, manifest=manifest)
+    assert spec.argv == ["./x.pex/__main__.py", "-m", "job"]
+    assert spec.artifact_name == "x.pex"
+    # one resource per distinct part, under its content name, shared, with its digest
+    assert [(r.source, r.name, r.size, r.sha256, r.shared, r.kind) for r in spec.resources] == [
+        (f"hdfs:///envs/.cluster-pack-parts/{p.sha256}", parts_module.link_name(p), p.size,
+         p.sha256, True, "file") for p in parts[:3]]
+    assert spec.setup == parts_module.assembly_script("x.pex", parts)
+    script = spec.shell_script()
+    assert script.index(spec.setup.splitlines()[0]) < script.index("./x.pex/__main__.py")
+
+
+def test_the_assembled_parts_run_through_the_generated_script(tmp_path):
+    main = b"import sys; print('ran', open(sys.argv[1]).read())\n"
+    files = {"__main__.py": main, "PEX-INFO": b"{}", ".deps/data.txt": b"from a part"}
+    parts = [Part(p, hashlib.sha256(d).hexdigest(), len(d), p == "__main__.py")
+             for p, d in files.items()]
+    for part in parts:
+        (tmp_path / parts_module.link_name(part)).write_bytes(files[part.path])
+    manifest = Manifest("f" * 64, "x.pex", 0, tree_sha256(parts), [], "p", "3.11",
+                        run_info_for("x.pex", LAYOUT_PARTS), layout=LAYOUT_PARTS, parts=parts)
+    spec = build_launch_spec(["x.pex/.deps/data.txt"], package_path="/envs/x.pex",
+                             include_editables=False, manifest=manifest)
+    assert spec.argv[0] == "./x.pex/__main__.py"
+    spec.argv.insert(0, sys.executable)  # the fake __main__.py has no shebang
+    (tmp_path / "run.sh").write_text(spec.shell_script())
+    out = subprocess.run(["bash", "run.sh"], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ran from a part"

@@ -3,7 +3,9 @@ import json
 import pytest
 
 from cluster_pack.errors import IntegrityError
-from cluster_pack.manifest import (LegacyManifest, Manifest, manifest_path, run_info_for)
+from cluster_pack.manifest import (LAYOUT_PARTS, LegacyManifest, Manifest, manifest_path,
+                                   run_info_for, summarize)
+from cluster_pack.parts import Part, tree_sha256
 
 
 @pytest.mark.parametrize("package_path,expected", [
@@ -67,3 +69,25 @@ def test_run_info_matches_get_pyenv_usage_from_archive():
         ("pyenv", "pyenv/__main__.py", True)
     with pytest.raises(IntegrityError):
         run_info_for("e.tar.gz")
+
+
+def test_run_info_of_the_parts_layout_runs_the_assembled_directory():
+    run = run_info_for("e.pex", LAYOUT_PARTS)
+    assert (run.dest_path, run.interpreter_cmd, run.must_unpack) == \
+        ("e.pex", "./e.pex/__main__.py", False)
+
+
+def test_summary_names_the_layout_and_counts_parts():
+    assert (summarize(_manifest())["layout"], summarize(_manifest())["parts"]) == ("pex", None)
+    parts = [Part("PEX-INFO", "b" * 64, 2), Part(".deps/six.whl", "c" * 64, 5)]
+    manifest = _manifest(layout=LAYOUT_PARTS, parts=parts, size=7, sha256=tree_sha256(parts),
+                         run=run_info_for("my.pex", LAYOUT_PARTS))
+    assert (summarize(manifest)["layout"], summarize(manifest)["parts"]) == ("parts", 2)
+
+
+def test_format_1_manifests_still_read_as_single_files():
+    data = json.loads(_manifest().to_json())
+    data["format_version"] = 1
+    del data["parts"]
+    manifest = Manifest.from_json(json.dumps(data).encode(), "old.json")
+    assert not manifest.is_parts and manifest.parts == []

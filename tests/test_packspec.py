@@ -77,6 +77,9 @@ def test_fingerprint_depends_on_versions_and_content_not_micro_version(env, tmp_
     assert other.fingerprint() != base.fingerprint()
     large = PackSpec(env, select_requirements(env), large=True)
     assert large.fingerprint() != base.fingerprint()
+    # the parts layout is another artifact: switching layouts republishes
+    in_parts = PackSpec(env, select_requirements(env), parts=True)
+    assert in_parts.fingerprint() not in (base.fingerprint(), large.fingerprint())
     # the micro version of Python is not part of it
     from dataclasses import replace
     micro = replace(env, python_full_version="3.11.99")

@@ -10,12 +10,29 @@ from pathlib import Path
 
 import pytest
 
+# Spies on the builder and on every way publishing writes to the store: what a call did
+# is checked from its actions, not only from what it reports.
 UPLOAD = """
 import json, cluster_pack
-from cluster_pack import publish
+from cluster_pack import builder, parts, publish, store
+seen = {{"builds": 0, "writes": []}}
+
+def spy(owner, name, record):
+    original = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        record(*args)
+        return original(*args, **kwargs)
+    setattr(owner, name, wrapper)
+
+spy(builder.PexBuilder, "build", lambda *a: seen.__setitem__("builds", seen["builds"] + 1))
+spy(store.Store, "publish_file", lambda self, local, path, *a: seen["writes"].append(path))
+spy(store.Store, "publish_bytes", lambda self, data, path: seen["writes"].append(path))
+spy(store.Store, "remove", lambda self, path: seen["writes"].append(path))
+spy(store.Store, "publish_file_once",
+    lambda self, local, path, *a: seen["writes"].append(path))
 r = publish.publish_env({kwargs})
 print(json.dumps({{"path": r.path, "built": r.built, "reason": r.reason,
-                  "written": r.uploaded_bytes}}))
+                  "written": r.uploaded_bytes, **seen}}))
 """
 
 RUN = """
@@ -27,9 +44,12 @@ print(json.dumps({{"rc": res.returncode, "out": res.stdout, "err": res.stderr}})
 """
 
 
-def upload(venv, store, **kwargs):
+def upload(venv, store, env=None, **kwargs):
     args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    return venv.json(UPLOAD.format(kwargs=args), store)
+    return venv.json(UPLOAD.format(kwargs=args), store, env=env)
+
+
+PEX_LAYOUT = {"C_PACK_LAYOUT": "pex"}
 
 
 def pex_distributions(path):
@@ -50,6 +70,24 @@ def pool_files(path):
     pool = Path(path).parent / ".cluster-pack-parts"
     return {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in pool.iterdir()
             if not f.name.startswith(".")}
+
+
+def published_state(path):
+    """What a publish to ``path`` may change: the pool, the manifest, the path itself."""
+    manifest = Path(path).with_suffix(".json")
+    return (pool_files(path), manifest.stat().st_ino, manifest.read_bytes(),
+            Path(path).exists())
+
+
+def store_tree(root):
+    """{relative path: (inode, mtime)} of everything under ``root`` (lock files aside)."""
+    return {str(f.relative_to(root)): (f.lstat().st_ino, f.lstat().st_mtime_ns)
+            for f in Path(root).rglob("*") if ".locks" not in f.parts}
+
+
+def parts_by_path(path):
+    manifest = json.loads(Path(path).with_suffix(".json").read_text())
+    return {p["path"]: p for p in manifest["parts"]}
 
 
 @pytest.fixture
@@ -98,28 +136,73 @@ def test_upload_env_publishes_a_runnable_self_contained_pex(packed_venv, store_d
 
 def test_second_call_is_a_noop_and_force_rebuilds(packed_venv, store_dir, job):
     first = upload(packed_venv, store_dir)
-    artifact = Path(first["path"])
-    manifest = artifact.with_suffix(".json")
-    before = (artifact.stat().st_ino, artifact.stat().st_mtime_ns, manifest.read_bytes())
+    assert first["builds"] == 1 and first["writes"]
+    before = published_state(first["path"])
+    assert len(before[0]) == len(parts_by_path(first["path"]))  # one pool file per part
 
     again = upload(packed_venv, store_dir)
     assert not again["built"] and again["written"] == 0 and again["path"] == first["path"]
-    assert (artifact.stat().st_ino, artifact.stat().st_mtime_ns, manifest.read_bytes()) == before
+    assert again["builds"] == 0 and again["writes"] == []
+    assert published_state(first["path"]) == before
     assert not list((store_dir / "build").glob("*")) if (store_dir / "build").exists() else True
 
     forced = upload(packed_venv, store_dir, force_upload=True)
-    assert forced["built"]
-    assert artifact.stat().st_ino != before[0]
+    assert forced["built"] and forced["builds"] == 1 and forced["reason"] == "forced"
+    pool, manifest_inode, manifest_bytes, _ = published_state(first["path"])
+    assert manifest_inode != before[1]  # a new manifest (created_at), published anew
+    # the same content gives the same parts: none rewritten, only the manifest written
+    assert pool == before[0]
+    assert forced["writes"] == [str(Path(first["path"]).with_suffix(".json"))]
+    assert forced["written"] == len(manifest_bytes)
+    assert run_job(packed_venv, store_dir, first["path"])["toy"] == "v1"
+
+
+def test_changing_one_package_writes_only_its_part_and_the_manifest(packed_venv, store_dir):
+    target = str(store_dir / "delta.pex")
+    first = upload(packed_venv, store_dir, package_path=target, only_packages=["numpy"])
+    before = pool_files(target)
+    first_parts = parts_by_path(target)
+
+    added = upload(packed_venv, store_dir, package_path=target, only_packages=["numpy", "six"])
+    assert added["built"]
+    now = parts_by_path(target)
+    six = next(p for path, p in now.items() if path.startswith(".deps/six-"))
+    new = {p["sha256"] for p in now.values()} - before.keys()
+    # six, plus the small files naming the distributions (PEX-INFO, the entry points)
+    assert six["sha256"] in new
+    assert {p["path"] for p in now.values() if p["sha256"] in new} <= {
+        six["path"], "PEX-INFO", "__main__.py", "__pex__/__init__.py"}
+    manifest_size = Path(target).with_suffix(".json").stat().st_size
+    new_bytes = sum(p["size"] for p in now.values() if p["sha256"] in new)
+    assert added["written"] == new_bytes + manifest_size
+    assert added["written"] <= (2 * six["size"] + manifest_size + now["PEX-INFO"]["size"]
+                                + now["__main__.py"]["size"])
+    numpy = next(path for path in first_parts if path.startswith(".deps/numpy-"))
+    assert now[numpy] == first_parts[numpy]  # the same part, reused
+    after = pool_files(target)
+    assert {sha: after[sha] for sha in before} == before  # old parts untouched (inode, mtime)
+    pool = Path(target).parent / ".cluster-pack-parts"
+    assert sorted(added["writes"]) == sorted(
+        [str(pool / sha) for sha in new] + [str(Path(target).with_suffix(".json"))])
+
+    # back to numpy alone: every part is already in the pool, only the manifest is written
+    removed = upload(packed_venv, store_dir, package_path=target, only_packages=["numpy"])
+    assert removed["built"] and removed["writes"] == [str(Path(target).with_suffix(".json"))]
+    assert pool_files(target) == after
+    assert {p["sha256"] for p in parts_by_path(target).values()} == \
+        {p["sha256"] for p in first_parts.values()}
+    assert first["written"] > removed["written"]
 
 
 def test_editable_edit_shows_up_without_rebuilding(packed_venv, store_dir, job):
     path = upload(packed_venv, store_dir)["path"]
-    mtime = Path(path).stat().st_mtime_ns
+    before = published_state(path)
     assert run_job(packed_venv, store_dir, path)["toy"] == "v1"
     packed_venv.set_toy_value("edited")
-    assert not upload(packed_venv, store_dir)["built"]
+    again = upload(packed_venv, store_dir)
+    assert not again["built"] and again["writes"] == []
     assert run_job(packed_venv, store_dir, path)["toy"] == "edited"
-    assert Path(path).stat().st_mtime_ns == mtime
+    assert published_state(path) == before
 
 
 def test_ignored_and_only_packages_change_the_content(packed_venv, store_dir):
@@ -163,7 +246,7 @@ def http_server(tmp_path):
 
 
 def test_upload_zip_from_a_local_file_and_from_http(packed_venv, store_dir, http_server, job):
-    built = upload(packed_venv, store_dir, package_path=str(store_dir / "src.pex"))
+    built = upload(packed_venv, store_dir, env=PEX_LAYOUT, package_path=str(store_dir / "src.pex"))
     served_dir, base_url = http_server
     (served_dir / "served.pex").write_bytes(Path(built["path"]).read_bytes())
 
@@ -213,19 +296,33 @@ print(json.dumps(runner.run_function(parent, package_path=path)))
 
 def test_jobs_launched_from_jobs_reuse_the_published_environment(packed_venv, store_dir, job):
     path = upload(packed_venv, store_dir)["path"]
-    mtime = Path(path).stat().st_mtime_ns
+    envs = Path(path).parent
+    before, state = store_tree(envs), published_state(path)
     inner_path, child = packed_venv.json(JOBS_FROM_JOBS.format(path=path), store_dir)
     assert inner_path == path
     assert child == ["child", "v1", path]
-    assert Path(path).stat().st_mtime_ns == mtime  # nothing was repacked or rewritten
+    # nothing was repacked or rewritten, nor added next to it
+    assert store_tree(envs) == before and published_state(path) == state
 
 
-def test_large_layout_is_chosen_automatically_and_runs(packed_venv, store_dir, job):
+def test_large_env_is_published_as_parts_by_default_and_runs(packed_venv, store_dir, job):
+    # a 1-byte threshold makes this small venv "too large for a zipapp": parts have no limit
+    result = upload(packed_venv, store_dir, env={"C_PACK_LARGE_PEX_THRESHOLD": "1"},
+                    package_path=str(store_dir / "big.pex"))
+    assert result["path"] == str(store_dir / "big.pex")
+    manifest = json.loads((store_dir / "big.json").read_text())
+    assert manifest["layout"] == "parts" and not manifest["run"]["must_unpack"]
+    assert not (store_dir / "big.pex").exists() and not (store_dir / "big.pex.zip").exists()
+    assert run_job(packed_venv, store_dir, result["path"])["toy"] == "v1"
+
+
+def test_large_layout_is_chosen_automatically_with_the_pex_layout(packed_venv, store_dir, job):
     # a 1-byte threshold makes this small venv "too large for a zipapp"
     code = ("import json; from cluster_pack import publish\n"
             "r = publish.publish_env(package_path=%r)\n"
             "print(json.dumps(r.path))") % str(store_dir / "big.pex")
-    path = packed_venv.json(code, store_dir, env={"C_PACK_LARGE_PEX_THRESHOLD": "1"})
+    path = packed_venv.json(code, store_dir, env={"C_PACK_LARGE_PEX_THRESHOLD": "1",
+                                                  **PEX_LAYOUT})
     assert path == str(store_dir / "big.pex.zip")
     manifest = json.loads((store_dir / "big.pex.json").read_text())
     assert manifest["layout"] == "pex.zip" and manifest["run"]["must_unpack"]
@@ -239,6 +336,24 @@ def test_allow_large_pex_flag_is_honoured(packed_venv, store_dir):
     result = upload(packed_venv, store_dir, package_path=str(store_dir / "flag.pex"),
                     allow_large_pex=True, only_packages=["six"])
     assert result["path"].endswith("flag.pex.zip")
+    assert json.loads((store_dir / "flag.pex.json").read_text())["layout"] == "pex.zip"
+    assert not (store_dir / ".cluster-pack-parts").exists()
+
+
+def test_switching_layouts_replaces_the_published_environment(packed_venv, store_dir):
+    target = store_dir / "switch.pex"
+    single = upload(packed_venv, store_dir, env=PEX_LAYOUT, package_path=str(target),
+                    only_packages=["six"])
+    assert single["built"] and target.is_file()
+    parts = upload(packed_venv, store_dir, package_path=str(target), only_packages=["six"])
+    assert parts["built"]  # the layout is part of the fingerprint
+    assert json.loads((store_dir / "switch.json").read_text())["layout"] == "parts"
+    assert not target.exists()  # the stale single file would be another environment
+    back = upload(packed_venv, store_dir, env=PEX_LAYOUT, package_path=str(target),
+                  only_packages=["six"])
+    assert back["built"] and target.is_file()
+    assert json.loads((store_dir / "switch.json").read_text())["layout"] == "pex"
+    assert pex_distributions(target) == ["six"]
 
 
 def test_upload_spec_builds_from_a_requirements_file(packed_venv, store_dir):
@@ -258,18 +373,25 @@ def test_upload_spec_builds_from_a_requirements_file(packed_venv, store_dir):
 
 
 def test_env_fallback_path_is_reused_when_it_matches(packed_venv, store_dir):
-    first = upload(packed_venv, store_dir, package_path=str(store_dir / "prebuilt.pex"),
-                   only_packages=["six"])
+    # the fallback is a single-file pex: only the pex layout can take it as is
+    first = upload(packed_venv, store_dir, env=PEX_LAYOUT,
+                   package_path=str(store_dir / "prebuilt.pex"), only_packages=["six"])
     prebuilt = store_dir.parent / "prebuilt-copy.pex"
     prebuilt.write_bytes(Path(first["path"]).read_bytes())
     code = ("import json, logging, cluster_pack\n"
             "from cluster_pack import publish\n"
             "r = publish.publish_env(package_path=%r, only_packages=['six'])\n"
             "print(json.dumps(r.path))") % str(store_dir / "reused.pex")
-    path = packed_venv.json(code, store_dir, env={"C_PACK_ENV_FALLBACK_PATH": str(prebuilt)})
+    fallback = {"C_PACK_ENV_FALLBACK_PATH": str(prebuilt), **PEX_LAYOUT}
+    path = packed_venv.json(code, store_dir, env=fallback)
     assert Path(path).read_bytes() == prebuilt.read_bytes()  # taken as is, not rebuilt
     # a fallback that does not match the selection is ignored: numpy gets built
     code2 = code.replace("only_packages=['six']", "only_packages=['six', 'numpy']").replace(
         "reused.pex", "rebuilt.pex")
-    path2 = packed_venv.json(code2, store_dir, env={"C_PACK_ENV_FALLBACK_PATH": str(prebuilt)})
+    path2 = packed_venv.json(code2, store_dir, env=fallback)
     assert pex_distributions(path2) == ["numpy", "six"]
+    # the parts layout builds from the venv, whatever the fallback
+    path3 = packed_venv.json(code.replace("reused.pex", "parts.pex"), store_dir,
+                             env={"C_PACK_ENV_FALLBACK_PATH": str(prebuilt)})
+    assert json.loads(Path(path3).with_suffix(".json").read_text())["layout"] == "parts"
+    assert pex_distributions(path3) == ["six"] and not Path(path3).exists()

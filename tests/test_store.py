@@ -72,3 +72,19 @@ def test_publish_bytes_replaces_atomically(tmp_path):
     store.publish_bytes(b"two", path)
     assert (tmp_path / "m.json").read_bytes() == b"two"
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+def test_publish_file_without_sweep_leaves_the_directory_alone(tmp_path):
+    # publishing many parts to one pool: the caller sweeps once, not once per part
+    store, path = Store.for_url(str(tmp_path / "pool" / "part"))
+    (tmp_path / "pool").mkdir()
+    stale = tmp_path / "pool" / f".x{TMP_MARKER}1-abcd"
+    stale.write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    source = tmp_path / "src"
+    source.write_bytes(b"data")
+    store.publish_file(source, path, sweep=False)
+    assert stale.exists() and (tmp_path / "pool" / "part").read_bytes() == b"data"
+    store.publish_file(source, path)
+    assert not stale.exists()

@@ -39,9 +39,9 @@ def main(argv=None):
     parser.add_argument("--package-path")
     args = parser.parse_args(argv)
 
-    # a Ray environment is large: allow the unpacked .pex.zip layout
-    package_path, _ = cluster_pack.upload_env(package_path=args.package_path,
-                                              allow_large_pex=True)
+    # published as content-addressed parts (the default layout): Ray's large wheels are
+    # uploaded once, a later change re-uploads only the distributions that changed
+    package_path, _ = cluster_pack.upload_env(package_path=args.package_path)
     if args.yarn:
         # the containers use the driver's interpreter directory first on PATH
         path = os.path.dirname(getattr(sys, "_base_executable", sys.executable))

@@ -14,8 +14,8 @@ s3a needs ``org.apache.hadoop:hadoop-aws`` in the version of pyspark's Hadoop ja
 ``bash .ci/install-spark-s3.sh`` fetches them into ~/.m2 and prints them comma-separated
 (``export CLUSTER_PACK_S3A_JARS=$(bash .ci/install-spark-s3.sh)``). They must be on the JVMs'
 classpath (``spark.{driver,executor}.extraClassPath``), not in ``spark.jars``/
-``spark.jars.packages``: the environment is an ``s3a://`` file that spark-submit and the
-executors fetch before they load ``spark.jars``. On a cluster whose Spark already has s3a
+``spark.jars.packages``: the environment's parts are ``s3a://`` files that spark-submit and
+the executors fetch before they load ``spark.jars``. On a cluster whose Spark already has s3a
 (EMR, Dataproc, a Spark distribution with hadoop-aws), leave ``--s3a-jars`` empty.
 """
 
@@ -68,7 +68,8 @@ def main() -> None:
         ssb = (ssb.config("spark.driver.extraClassPath", classpath)
                .config("spark.executor.extraClassPath", classpath))
     spark_config_builder.add_s3_params(ssb, fs_args)
-    spark_config_builder.add_packaged_environment(ssb, package_path)
+    # reads the environment's manifest from S3 (with fs_args) and ships its parts as s3a:// files
+    spark_config_builder.add_packaged_environment(ssb, package_path, fs_args=fs_args)
     spark_config_builder.add_editable_requirements(ssb)
     spark = ssb.getOrCreate()
 

@@ -5,6 +5,7 @@
     cluster-pack ls [DIR]
     cluster-pack run --local [--package-path URL] -- python -m my_job --arg 1
     cluster-pack upload-zip FILE_OR_URL [--package-path URL]
+    cluster-pack fetch URL DEST_DIR     (then: python DEST_DIR/<name>.pex -m my_job)
 
 Every command takes ``--json`` for machine-readable output and ``--verbose`` for logs.
 Errors print one ``Error: ...`` line and exit with 2 (bad input) or 1 (failure).
@@ -109,9 +110,9 @@ def _cmd_upload_zip(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from cluster_pack import publish
+    from cluster_pack import parts, publish
     from cluster_pack.errors import ConfigurationError
-    from cluster_pack.manifest import manifest_path
+    from cluster_pack.manifest import manifest_path, summarize
     from cluster_pack.store import Store
 
     store, path = Store.for_url(args.path, _fs_args(args.fs_arg))
@@ -121,20 +122,38 @@ def _cmd_info(args: argparse.Namespace) -> int:
             f"{args.path}: no cluster-pack manifest at {store.url(manifest_path(path))}")
     data = json.loads(manifest.to_json())
     data["path"] = store.url(path)
-    data["exists"] = store.exists(path)
+    missing = _missing_parts(store, path, manifest)
+    data["exists"] = not missing if manifest.is_parts else store.exists(path)
+    data["parts_count"] = summarize(manifest)["parts"]
+    data["missing_parts"] = missing
     lines = [f"{data['path']}",
              f"  size        {_human_size(manifest.size)} ({manifest.size} bytes)",
              f"  sha256      {manifest.sha256}",
              f"  python      {manifest.python_version} ({manifest.platform})",
              f"  layout      {manifest.layout}, run as: {manifest.run.interpreter_cmd}",
+             *([f"  parts       {data['parts_count']}, in {store.url(parts.pool_dir(path))}"]
+               if manifest.is_parts else []),
              f"  created     {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(manifest.created_at))}"
              f" by {manifest.created_by}",
              f"  packages    {len(manifest.package_installed)}"]
     lines += [f"    {p}" for p in manifest.package_installed]
-    if not data["exists"]:
+    if missing:
+        lines.append(f"  WARNING: {len(missing)} part(s) missing from the store: "
+                     + ", ".join(missing))
+    elif not data["exists"]:
         lines.append("  WARNING: the artifact itself is missing")
     _emit(args, data, "\n".join(lines))
     return 0
+
+
+def _missing_parts(store: Any, path: str, manifest: Any) -> List[str]:
+    """Paths of the parts the pool lacks (empty for a single-file layout)."""
+    from cluster_pack import parts
+
+    if not manifest.is_parts:
+        return []
+    absent = {p.sha256 for p in parts.missing(store, path, manifest.parts)}
+    return sorted(p.path for p in manifest.parts if p.sha256 in absent)
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
@@ -143,13 +162,19 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
     directory = args.directory or publish.default_env_dir()
     store, path = Store.for_url(directory, _fs_args(args.fs_arg))
+    entries = {entry["name"].rstrip("/").rsplit("/", 1)[-1]: entry for entry in store.ls(path)}
     rows = []
-    for entry in store.ls(path):
-        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-        if TMP_MARKER in name or not (name.endswith(".pex") or name.endswith(".pex.zip")):
+    for name, entry in entries.items():
+        if TMP_MARKER in name:
             continue
-        rows.append({"name": name, "path": store.url(entry["name"]),
-                     "size": entry.get("size"), "modified": _mtime(entry)})
+        if name.endswith(".pex") or name.endswith(".pex.zip"):
+            rows.append({"name": name, "path": store.url(entry["name"]),
+                         "size": entry.get("size"), "modified": _mtime(entry),
+                         "layout": "pex.zip" if name.endswith(".pex.zip") else "pex"})
+        elif name.endswith(".json") and name[:-len(".json")] + ".pex" not in entries:
+            row = _parts_row(store, entry, name[:-len(".json")] + ".pex")
+            if row:
+                rows.append(row)
     rows.sort(key=lambda r: r["name"])
     text = "\n".join(
         f"{_human_size(r['size']):>10}  "
@@ -159,6 +184,60 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=str))
     else:
         print(text)
+    return 0
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from cluster_pack import parts, publish
+    from cluster_pack.store import Store
+
+    directory = args.directory or publish.default_env_dir()
+    store, path = Store.for_url(directory, _fs_args(args.fs_arg))
+    done = parts.collect_garbage(store, path, min_age_days=args.min_age_days,
+                                 dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    text = (f"{verb} {len(done.removed)} unreferenced part(s), "
+            f"{_human_size(done.freed_bytes).strip()}, from {store.url(path)}/{parts.POOL_DIR}; "
+            f"kept {len(done.kept_young)} younger than {args.min_age_days:g} days")
+    _emit(args, {"removed": done.removed, "kept_young": done.kept_young,
+                 "freed_bytes": done.freed_bytes, "dry_run": args.dry_run}, text)
+    return 0
+
+
+def _parts_row(store: Any, manifest_entry: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
+    """The ``ls`` row of a parts environment: it has a manifest but no file at its path.
+
+    Any other JSON file of the directory (not a manifest, a manifest of something else,
+    a damaged one) is not an environment and is skipped."""
+    from cluster_pack import publish
+    from cluster_pack.store import _mtime
+
+    package_path = manifest_entry["name"].rstrip("/").rsplit("/", 1)[0] + "/" + name
+    try:
+        manifest = publish.read_manifest(store, package_path)
+    except ClusterPackError:
+        return None
+    if manifest is None or not manifest.is_parts or manifest.artifact_name != name:
+        return None
+    return {"name": name, "path": store.url(package_path), "size": manifest.size,
+            "modified": _mtime(manifest_entry), "layout": manifest.layout}
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from cluster_pack import runner
+
+    local = runner.fetch_env(args.path, args.dest_dir, _fs_args(args.fs_arg))
+    files = [p for p in local.rglob("*") if p.is_file()] if local.is_dir() else [local]
+    size = sum(p.stat().st_size for p in files)
+    data = {"source": args.path, "path": str(local), "size": size,
+            "layout": "parts" if local.is_dir() else
+            "pex.zip" if local.name.endswith(".pex.zip") else "pex",
+            "parts": len(files) if local.is_dir() else None}
+    how = ("unzip it, then: python <dir>/__main__.py" if data["layout"] == "pex.zip"
+           else f"python {shlex.quote(str(local))} -m my_module")
+    _emit(args, data, f"{args.path} -> {local}: {_human_size(size)}"
+                      f"{f', {len(files)} parts' if local.is_dir() else ''}, verified\n"
+                      f"  run it with: {how}")
     return 0
 
 
@@ -200,7 +279,8 @@ def _cmd_spark_args(args: argparse.Namespace) -> int:
 
     argv = spark_conf.spark_submit_args(
         args.path, master=args.master, deploy_mode=args.deploy_mode, pex_root=args.pex_root,
-        include_editables=args.editables, driver_python=args.driver_python)
+        include_editables=args.editables, driver_python=args.driver_python,
+        fs_args=_fs_args(args.fs_arg))
     if args.json:
         print(json.dumps(argv, indent=2))
     else:
@@ -247,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("directory", nargs="?", help="default: the user's env directory")
     ls.set_defaults(func=_cmd_ls)
 
+    gc = sub.add_parser("gc", parents=[common],
+                        help="remove parts no manifest of the directory names any more")
+    gc.add_argument("directory", nargs="?", help="default: the user's env directory")
+    gc.add_argument("--min-age-days", type=float, default=7.0,
+                    help="keep unreferenced parts younger than this: jobs submitted with an "
+                         "older manifest may still localize them (default: 7)")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    gc.set_defaults(func=_cmd_gc)
+
     run = sub.add_parser("run", parents=[common], help="run a command in a packed environment")
     run.add_argument("--local", action="store_true",
                      help="run on this machine exactly as a cluster container would")
@@ -256,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pre-script-hook", help="shell code run before the command")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=_cmd_run)
+
+    fe = sub.add_parser("fetch", parents=[common],
+                        help="download a published environment, verified, to run it with "
+                             "plain python (no cluster-pack needed)")
+    fe.add_argument("path", help="URL of the published environment (.pex / .pex.zip)")
+    fe.add_argument("dest_dir", help="local directory; the environment is written as "
+                                     "DEST_DIR/<name>.pex")
+    fe.set_defaults(func=_cmd_fetch)
 
     sa = sub.add_parser("spark-args", parents=[common],
                         help="spark-submit arguments running PySpark from a published env")

@@ -357,6 +357,7 @@ def skein_service(spec: launch.LaunchSpec, instances: int, vcores: int, memory: 
 
     from cluster_pack import yarn
 
+    yarn.check_parts(spec)
     return skein.Service(resources=skein.Resources(memory=memory, vcores=vcores),
                          instances=instances, files=yarn.files_of(spec),
                          env={**yarn.CONTAINER_ENV, **(env or {})},

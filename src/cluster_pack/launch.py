@@ -215,4 +215,4 @@ def _read_manifest(package_path: str, fs_args: Optional[Dict[str, Any]]) -> Opti
     from cluster_pack.store import Store
 
     store, path = Store.for_url(package_path, fs_args)
-    return publish.read_manifest(store, path)
+    return publish.read_manifest(store, path, strict=True)

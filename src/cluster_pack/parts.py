@@ -180,16 +180,17 @@ def assembly_script(dest: str, parts: Sequence[Part]) -> str:
     Links are relative: the directory stays valid wherever the working directory is seen.
     """
     q = shlex.quote
-    tmp = f"{dest}.cpack-tmp-$$"
+    # the quoted name then the shell's $$ (one word): dest may hold any character
+    tmp = q(f"{dest}.cpack-tmp-") + "$$"
     lines = [f"if [ ! -f {q(dest + '/PEX-INFO')} ]; then",
-             f'  rm -rf "{tmp}"']
+             f"  rm -rf {tmp}"]
     directories = sorted({p.path.rsplit("/", 1)[0] for p in parts if "/" in p.path})
     if directories:
-        lines.append("  mkdir -p " + " ".join(f'"{tmp}"/{q(d)}' for d in directories))
+        lines.append("  mkdir -p " + " ".join(f"{tmp}/{q(d)}" for d in directories))
     else:
-        lines.append(f'  mkdir -p "{tmp}"')
+        lines.append(f"  mkdir -p {tmp}")
     for part in sorted(parts, key=lambda p: p.path):
-        target = f'"{tmp}"/{q(part.path)}'
+        target = f"{tmp}/{q(part.path)}"
         if part.path in COPIED:
             lines.append(f"  cp {q(link_name(part))} {target}")
             if part.executable:
@@ -197,7 +198,11 @@ def assembly_script(dest: str, parts: Sequence[Part]) -> str:
         else:
             up = "../" * (part.path.count("/") + 1)
             lines.append(f"  ln -s {q(up + link_name(part))} {target}")
-    lines.append(f'  mv -T "{tmp}" {q(dest)} 2>/dev/null || rm -rf "{tmp}"')
+    # GNU mv -T refuses to move into an existing directory (another process won the race);
+    # where -T is unknown (BSD), move only if nothing is there yet
+    lines.append(f"  mv -T {tmp} {q(dest)} 2>/dev/null || "
+                 f"{{ [ -e {q(dest)} ] || mv {tmp} {q(dest)}; }} 2>/dev/null")
+    lines.append(f"  rm -rf {tmp}")
     lines.append("fi")
     return "\n".join(lines) + "\n"
 
@@ -233,6 +238,9 @@ def parts_from_json(raw: Iterable[Any], where: str) -> List[Part]:
 # -- in the store ----------------------------------------------------------------------
 
 _UPLOAD_THREADS = 4
+# read-only: a part is never modified (on the local store it shares its inode with pex's
+# cache of zipped distributions, so an in-place edit would damage both)
+PART_MODE = 0o440
 
 
 def missing(store: Any, package_path: str, parts: Sequence[Part]) -> List[Part]:
@@ -249,19 +257,45 @@ def missing(store: Any, package_path: str, parts: Sequence[Part]) -> List[Part]:
     return out
 
 
+def damaged(store: Any, package_path: str, parts: Sequence[Part]) -> List[Part]:
+    """The parts present in the pool whose bytes do not hash to their name (reads them all:
+    ``force_upload`` only)."""
+    out = []
+    for part in {p.sha256: p for p in parts}.values():
+        digest = hashlib.sha256()
+        try:
+            with store.fs.open(part_url(package_path, part), "rb") as f:
+                for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            continue  # missing: missing() reports it
+        if digest.hexdigest() != part.sha256:
+            out.append(part)
+    return out
+
+
 def publish(store: Any, package_path: str, listed: Sequence[Tuple[Part, Path]],
-            reporter: Any) -> int:
+            reporter: Any, verify: bool = False) -> int:
     """Put the parts the pool lacks; returns the bytes written.
 
+    ``verify`` (``force_upload``): also read back the parts already there and replace
+    those whose content is damaged.
+
     Each part appears in one step (temporary name, then rename; an object store's put),
-    under its sha256, so it is never overwritten with other content. On the local store
-    a part is a hard link to the built file (no copy) when the filesystem allows it.
+    under its sha256, and a visible part is never rewritten (``Store.publish_file_once``).
+    On the local store a part is a hard link to the built file (no copy) when the
+    filesystem allows it.
     """
     import threading
 
-    from cluster_pack.store import FILE_MODE
-
-    todo = missing(store, package_path, [part for part, _ in listed])
+    all_parts = [part for part, _ in listed]
+    todo = missing(store, package_path, all_parts)
+    repair = []
+    if verify:
+        reporter.step("verifying the published parts")
+        absent = {part.sha256 for part in todo}
+        repair = damaged(store, package_path, [p for p in all_parts if p.sha256 not in absent])
+        todo += repair
     wanted = {part.sha256 for part in todo}
     local_of = {part.sha256: path for part, path in listed if part.sha256 in wanted}
     pool = pool_dir(package_path)
@@ -279,10 +313,11 @@ def publish(store: Any, package_path: str, listed: Sequence[Tuple[Part, Path]],
 
     def put(part: Part) -> None:
         target = f"{pool}/{part.sha256}"
-        if store.is_local and _link_into(local_of[part.sha256], target, FILE_MODE):
-            advance(part.size)
-            return
-        store.publish_file(local_of[part.sha256], target, progress=advance, sweep=False)
+        if part in repair:  # damaged bytes under the right size: replace them
+            store.publish_file(local_of[part.sha256], target, progress=advance, sweep=False)
+        else:
+            store.publish_file_once(local_of[part.sha256], target, part.size,
+                                    progress=advance, mode=PART_MODE)
 
     reporter.start_transfer(f"publishing to {store.url(pool)}", total)
     try:
@@ -294,26 +329,67 @@ def publish(store: Any, package_path: str, listed: Sequence[Tuple[Part, Path]],
     return total
 
 
-def _link_into(source: Path, target: str, mode: int) -> bool:
-    from cluster_pack.store import TMP_MARKER
+# -- garbage collection ------------------------------------------------------------------
 
-    directory, _, name = target.rpartition("/")
-    tmp = f"{directory}/.{name}{TMP_MARKER}{os.getpid()}"
-    try:
-        os.link(source, tmp)
-    except OSError:
-        return False
-    try:
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    return True
+DEFAULT_GC_MIN_AGE_DAYS = 7.0
 
 
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+@dataclass
+class Collected:
+    """What :func:`collect_garbage` found (and removed unless it was a dry run)."""
+
+    unreferenced: List[str]  # pool entries no manifest of the directory names
+    removed: List[str]
+    kept_young: List[str]  # unreferenced but younger than the minimum age
+    freed_bytes: int
+
+
+def collect_garbage(store: Any, directory: str, min_age_days: float = DEFAULT_GC_MIN_AGE_DAYS,
+                    dry_run: bool = False) -> Collected:
+    """Remove the parts of ``directory``'s pool that no manifest there names any more.
+
+    Only parts older than ``min_age_days`` go: a job submitted with an older manifest may
+    still be localizing them, and a publisher writes its parts before its manifest. A
+    manifest that cannot be read stops the collection (nothing is removed: its parts
+    could be the ones in use).
+
+    >>> from cluster_pack.store import Store                      # doctest: +SKIP
+    >>> store, path = Store.for_url("hdfs:///user/me/envs")       # doctest: +SKIP
+    >>> collect_garbage(store, path, dry_run=True).unreferenced   # doctest: +SKIP
+    """
+    import time
+
+    from cluster_pack.errors import StorageError
+    from cluster_pack.manifest import MAX_MANIFEST_BYTES, LegacyManifest, Manifest
+    from cluster_pack.store import TMP_MARKER, _mtime
+
+    directory = directory.rstrip("/")
+    referenced = set()
+    for entry in store.ls(directory):
+        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        if entry.get("type") == "directory" or not name.endswith(".json") or TMP_MARKER in name:
+            continue
+        raw = store.read_bytes(f"{directory}/{name}", MAX_MANIFEST_BYTES) or b""
+        try:
+            manifest = Manifest.from_json(raw, store.url(f"{directory}/{name}"))
+        except LegacyManifest:
+            continue
+        except IntegrityError as exc:
+            raise StorageError(f"not collecting {store.url(directory)}: {exc}") from None
+        referenced.update(part.sha256 for part in manifest.parts)
+    now = time.time()
+    out = Collected([], [], [], 0)
+    for entry in store.ls(f"{directory}/{POOL_DIR}"):
+        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        if not _SHA256.match(name) or name in referenced:
+            continue
+        out.unreferenced.append(name)
+        mtime = _mtime(entry)
+        if mtime is not None and now - mtime < min_age_days * 86400:
+            out.kept_young.append(name)
+            continue
+        if not dry_run:
+            store.remove(f"{directory}/{POOL_DIR}/{name}")
+        out.removed.append(name)
+        out.freed_bytes += int(entry.get("size") or 0)
+    return out

@@ -88,8 +88,12 @@ def _resolve(target: str, fs_args: Optional[Dict[str, Any]]) -> Tuple[Store, str
     return store, path
 
 
-def read_manifest(store: Store, path: str) -> Optional[Manifest]:
-    """The manifest of the artifact at ``path``, None if absent or from the original tool."""
+def read_manifest(store: Store, path: str, strict: bool = False) -> Optional[Manifest]:
+    """The manifest of the artifact at ``path``, None if absent or from the original tool.
+
+    A damaged manifest is ignored (logged) when publishing, which rebuilds anyway; readers
+    that launch jobs pass ``strict=True`` and get the :class:`IntegrityError` naming it.
+    """
     where = store.url(manifest_path(path))
     raw = store.read_bytes(manifest_path(path), MAX_MANIFEST_BYTES)
     if raw is None:
@@ -99,6 +103,8 @@ def read_manifest(store: Store, path: str) -> Optional[Manifest]:
     except LegacyManifest:
         return None
     except IntegrityError as exc:
+        if strict:
+            raise
         _logger.warning("ignoring %s and rebuilding: %s", where, exc)
         return None
 
@@ -215,7 +221,7 @@ def publish_env(
         manifest = _manifest_for(built, Path(path).name, spec.package_installed, fingerprint,
                                  env, env.name)
         if built.parts:
-            written = _write_parts(store, built, path, manifest, reporter)
+            written = _write_parts(store, built, path, manifest, reporter, verify=force_upload)
         elif store.is_local:
             with store.lock(path):
                 os.chmod(built.path, ARTIFACT_MODE)
@@ -243,13 +249,20 @@ def _is_complete(store: Store, path: str, manifest: Manifest) -> bool:
 
 
 def _write_parts(store: Store, built: BuiltArtifact, path: str, manifest: Manifest,
-                 reporter: Reporter) -> int:
+                 reporter: Reporter, verify: bool = False) -> int:
     """New parts, then the manifest; a single-file artifact left at ``path`` by an earlier
     ``C_PACK_LAYOUT=pex`` publish is removed (it would be a stale environment)."""
     with store.lock(path):
-        written = parts.publish(store, path, built.parts, reporter)
+        written = parts.publish(store, path, built.parts, reporter, verify=verify)
+        # the pool is swept by parts.publish; the manifest's directory here (a killed
+        # publisher's manifest temporary), as publish_file does for a single file
+        store.remove_stale_temporaries(path.rsplit("/", 1)[0] or "/")
         data = manifest.to_json()
         store.publish_bytes(data, manifest_path(path))
+        # a garbage collection may have removed an old part we found and reused: put back
+        # what vanished (one listing)
+        if parts.missing(store, path, manifest.parts):
+            written += parts.publish(store, path, built.parts, reporter)
         if store.exists(path) and not store.isdir(path):
             store.remove(path)
     return written + len(data)

@@ -16,10 +16,12 @@ ray.scripts.scripts start ...``. The packed environment must contain ``ray`` (an
 ``skein`` for YARN); the driver needs the same Ray and Python versions (Ray's rule).
 
 For an existing Ray cluster, :func:`runtime_env_for` gives a ``runtime_env`` whose
-``py_executable`` runs the published artifact (no per-node pip install). Ray only accepts
-remote ``working_dir``/``py_modules`` as ``https://``, ``s3://`` or ``gs://`` zip URIs —
-not HDFS — so the artifact must be readable at the same path on every node (a shared
-filesystem), or be fetched there first (see README.md, "Dask and Ray").
+``py_executable`` runs the published environment (no per-node pip install). Ray only
+accepts remote ``working_dir``/``py_modules`` as ``https://``, ``s3://`` or ``gs://`` zip
+URIs — not HDFS — so the environment must be readable at the same path on every node (a
+shared filesystem): ``runtime_env_for(path, fetch_to="/shared/dir")`` fetches it there
+(:func:`cluster_pack.runner.fetch_env`: the parts of the default layout are assembled into
+the packed pex directory ``<name>.pex/``, run as ``<name>.pex/__main__.py``).
 """
 
 from __future__ import annotations
@@ -310,31 +312,100 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
 
 def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
                     env_vars: Optional[Dict[str, str]] = None,
+                    fetch_to: Optional[str] = None,
+                    fs_args: Optional[Dict[str, Any]] = None,
                     **runtime_env: Any) -> Dict[str, Any]:
     """A ``runtime_env`` running Ray workers with the published environment.
 
-    ``py_executable`` is the artifact run as an interpreter (``<artifact>`` for a ``.pex``,
-    ``python <dir>/__main__.py`` for the unpacked ``.pex.zip`` layout). Ray runs it on
-    every node, so ``local_artifact`` must be a path valid on every node (a shared
-    filesystem, or where you fetched it); by default, the ``package_path`` itself when it
-    is a local path. Ray's remote ``working_dir``/``py_modules`` only accept ``https://``,
-    ``s3://`` and ``gs://`` zip URIs: HDFS artifacts must be copied first.
+    ``py_executable`` is the environment run as an interpreter:
+
+    * parts (``upload_env``'s default layout): nothing runnable exists at ``package_path``
+      itself; the environment must be materialized as the packed pex directory
+      ``<name>.pex/`` (:func:`cluster_pack.runner.fetch_env` writes it, verified against
+      the manifest), and ``py_executable`` is ``<that directory>/__main__.py``;
+    * a single-file ``.pex``: the file itself;
+    * the unpacked ``.pex.zip`` layout: ``python <dir>/__main__.py``.
+
+    Ray runs it on every node, so it must be at a path valid on every node (a shared
+    filesystem). Either give ``local_artifact`` (where the environment already is: the
+    ``.pex`` file, or the directory ``fetch_env`` or an unpacking wrote), or ``fetch_to``, a
+    directory readable on every node: the environment is fetched there first (parts
+    assembled into ``<fetch_to>/<name>.pex/``, a ``.pex.zip`` unpacked into
+    ``<fetch_to>/<name>.pex/``). By default, a local ``package_path`` of a single-file
+    ``.pex`` is run where it is. Ray's remote ``working_dir``/``py_modules`` only accept
+    ``https://``, ``s3://`` and ``gs://`` zip URIs: HDFS environments must be fetched first.
+
+    >>> env = runtime_env_for("hdfs:///user/me/envs/me.pex", fetch_to="/nfs/envs")  # doctest: +SKIP
+    >>> env["py_executable"]                                                     # doctest: +SKIP
+    '/nfs/envs/me.pex/__main__.py'
     """
     from cluster_pack.manifest import run_info_for
 
-    path = local_artifact or package_path
-    if "://" in path and not path.startswith("file://"):
-        raise ValueError(f"{path}: Ray cannot run an artifact from a remote URL; give "
-                         "local_artifact= (a path readable on every node)")
-    path = path[len("file://"):] if path.startswith("file://") else path
     name = package_path.rstrip("/").rsplit("/", 1)[-1]
     run = run_info_for(name)
+    if fetch_to is not None:
+        if local_artifact:
+            raise ValueError("give local_artifact (where the environment is) or fetch_to "
+                             "(where to fetch it), not both")
+        path = str(_fetch(package_path, fetch_to, fs_args, run.must_unpack))
+    else:
+        path = local_artifact or package_path
+        if "://" in path and not path.startswith("file://"):
+            raise ValueError(f"{path}: Ray cannot run an environment from a remote URL; give "
+                             "fetch_to= (a directory readable on every node, the environment "
+                             "is fetched there) or local_artifact= (where it already is)")
+        path = path[len("file://"):] if path.startswith("file://") else path
     if run.must_unpack:
         executable = f"{shlex.quote(sys.executable)} {shlex.quote(path + '/__main__.py')}"
+    elif path.endswith("/") or os.path.isdir(path) or (
+            not os.path.exists(path) and _published_as_parts(package_path, fs_args)):
+        if local_artifact is None and fetch_to is None:
+            raise ValueError(
+                f"{package_path} is published as parts (upload_env's default layout): "
+                "nothing runnable is at that path; give fetch_to= (a directory readable on "
+                "every node, the environment is fetched there) or local_artifact= (the "
+                "directory cluster_pack.runner.fetch_env wrote)")
+        executable = shlex.quote(path.rstrip("/") + "/__main__.py")
     else:
         executable = shlex.quote(path)
     env = {**DEFAULT_ENV, "C_PACK_PACKAGE_PATH": package_path, **(env_vars or {})}
     return {"py_executable": executable, "env_vars": env, **runtime_env}
+
+
+def _published_as_parts(package_path: str, fs_args: Optional[Dict[str, Any]]) -> bool:
+    """Whether the manifest of ``package_path`` describes the parts layout; False when it
+    cannot be read (then the artifact is taken for a single file, as before parts)."""
+    try:
+        manifest = launch._read_manifest(package_path, fs_args)
+    except Exception as exc:  # the layout is only a hint here: never fail on it
+        _logger.warning("cannot read the manifest of %s (%s): taking it for a single-file "
+                        ".pex", package_path, exc)
+        return False
+    return manifest is not None and manifest.is_parts
+
+
+def _fetch(package_path: str, dest_dir: str, fs_args: Optional[Dict[str, Any]],
+           unpack: bool) -> Path:
+    """The environment fetched (verified) into ``dest_dir``, as a runnable path."""
+    from cluster_pack import runner
+
+    fetched = runner.fetch_env(package_path, dest_dir, fs_args)
+    if not unpack:
+        return fetched
+    # a .pex.zip: unpacked next to it, under a temporary name renamed into place
+    import shutil
+
+    target = fetched.with_name(fetched.name[:-len(".zip")])
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.cpack-tmp-", dir=fetched.parent))
+    try:
+        runner._safe_extract(fetched, tmp / "env")
+        if target.exists():
+            os.replace(target, tmp / "previous")
+        os.replace(tmp / "env", target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    fetched.unlink()
+    return target
 
 
 # ------------------------------------------------------------- inside the containers

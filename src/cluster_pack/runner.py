@@ -11,6 +11,9 @@
 
 It proves that an artifact is self-contained, and it is the embedded default engine.
 
+:func:`fetch_env` is the way out: it writes a published environment to a local directory,
+verified against its manifest, where the standard pex runtime runs it without cluster-pack.
+
 >>> from cluster_pack import launch, runner
 >>> result = runner.run(launch.module_launch_spec("my_pkg.job"))    # doctest: +SKIP
 >>> result.returncode
@@ -29,12 +32,13 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
-from cluster_pack import settings
-from cluster_pack.errors import IntegrityError
+from cluster_pack import parts, settings
+from cluster_pack.errors import ConfigurationError, IntegrityError
 from cluster_pack.launch import LaunchSpec, Resource, function_launch_spec
-from cluster_pack.store import TMP_MARKER, Store
+from cluster_pack.manifest import MAX_MANIFEST_BYTES, LegacyManifest, Manifest, manifest_path
+from cluster_pack.store import ARTIFACT_MODE, TMP_MARKER, Store
 
 _KEPT_VARIABLES = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
@@ -68,18 +72,19 @@ def _cache_key(resource: Resource, store: Store, path: str) -> str:
     return hashlib.sha256(stamp.encode()).hexdigest()
 
 
-def _verify(path: Path, resource: Resource) -> None:
+def _verify(path: Path, resource: Resource, what: Optional[str] = None) -> None:
+    """Refuse a download that differs from the manifest; ``what`` names it in the error
+    (default: its URL)."""
+    what = what or resource.source
     if resource.size is not None and path.stat().st_size != resource.size:
         raise IntegrityError(
-            f"{resource.source}: size {path.stat().st_size} does not match the manifest "
+            f"{what}: size {path.stat().st_size} does not match the manifest "
             f"({resource.size}); the artifact is truncated or was replaced, refusing to run it")
     if resource.sha256:
-        from cluster_pack.builder import file_sha256
-
-        actual = file_sha256(path)
+        actual = parts.file_sha256(path)
         if actual != resource.sha256:
             raise IntegrityError(
-                f"{resource.source}: sha256 {actual} does not match the manifest "
+                f"{what}: sha256 {actual} does not match the manifest "
                 f"({resource.sha256}); the artifact was modified, refusing to run it")
 
 
@@ -113,7 +118,12 @@ def localize(resource: Resource, node_dir: Path, fs_args: Optional[Dict[str, Any
     tmp = Path(tempfile.mkdtemp(prefix=f".{TMP_MARKER}", dir=entry.parent))
     try:
         local = tmp / "download"
-        store.download(path, local)
+        try:
+            store.download(path, local)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"{resource.source} is missing from the store; the published environment "
+                "is incomplete: publish it again (upload_env(force_upload=True))") from None
         _verify(local, resource)
         if resource.kind == "archive":
             _safe_extract(local, tmp / resource.name)
@@ -180,3 +190,93 @@ def run_function(func: Callable, args: Sequence[Any] = (), package_path: Optiona
     function_file = next(r.name for r in spec.resources if r.name.startswith("function_"))
     with open(result.workdir / f"{function_file}.result", "rb") as f:
         return cloudpickle.load(f)
+
+
+# -- fetch: a published environment as plain local files ---------------------------------
+
+def fetch_env(package_path: str, dest_dir: Union[str, Path],
+              fs_args: Optional[Dict[str, Any]] = None) -> Path:
+    """Write the environment published at ``package_path`` into ``dest_dir`` and return
+    its local path, which the standard pex runtime runs without cluster-pack.
+
+    The parts layout becomes the packed pex directory ``<dest_dir>/<name>.pex`` (every part
+    downloaded and checked against the sha256 its manifest names); a single-file
+    ``.pex``/``.pex.zip`` is downloaded and checked. The result is assembled under a
+    temporary name and renamed into place, replacing an earlier fetch of the same name.
+    Raises :class:`IntegrityError` naming the part that is missing or differs.
+
+    >>> local = fetch_env("hdfs:///user/me/envs/me.pex", "/tmp/envs")   # doctest: +SKIP
+    >>> local                                                          # doctest: +SKIP
+    PosixPath('/tmp/envs/me.pex')
+    >>> subprocess.run(["python3", str(local), "-m", "my_pkg.job"])      # doctest: +SKIP
+    """
+    store, path = Store.for_url(package_path, fs_args)
+    manifest = _published_manifest(store, path)
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    dest_dir = Path(dest_dir).expanduser().absolute()
+    dest = dest_dir / name
+    if store.is_local and os.path.abspath(path) == str(dest):
+        # a directory at the published path would hide the environment from its publisher
+        raise ConfigurationError(
+            f"{dest}: fetching an environment onto its own published path; choose another "
+            "destination directory")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}{TMP_MARKER}fetch-", dir=dest_dir))
+    try:
+        if manifest is not None and manifest.is_parts:
+            parts.materialize(manifest.parts, tmp / name,
+                              lambda part, target: _fetch_part(store, path, part, target))
+        else:
+            _fetch_file(store, path, manifest, tmp / name)
+        _replace(tmp / name, dest, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _published_manifest(store: Store, path: str) -> Optional[Manifest]:
+    """The manifest of ``path``; None for the original tool's (no sizes or digests to
+    check). Unlike publishing, a damaged manifest is an error here, not a reason to rebuild."""
+    where = store.url(manifest_path(path))
+    raw = store.read_bytes(manifest_path(path), MAX_MANIFEST_BYTES)
+    if raw is None:
+        raise ConfigurationError(
+            f"{store.url(path)}: no cluster-pack manifest at {where}; is it published?")
+    try:
+        return Manifest.from_json(raw, where)
+    except LegacyManifest:
+        return None
+
+
+def _fetch_part(store: Store, package_path: str, part: parts.Part, target: Path) -> None:
+    url = store.url(parts.part_url(package_path, part))
+    try:
+        store.download(parts.part_url(package_path, part), target)
+    except FileNotFoundError:
+        raise IntegrityError(
+            f"{url}: part {part.path} is missing from the store; the published environment "
+            "is incomplete, publish it again") from None
+    _verify(target, Resource(url, part.path, size=part.size, sha256=part.sha256),
+            what=f"part {part.path} ({url})")
+
+
+def _fetch_file(store: Store, path: str, manifest: Optional[Manifest], target: Path) -> None:
+    url = store.url(path)
+    try:
+        store.download(path, target)
+    except FileNotFoundError:
+        raise IntegrityError(
+            f"{url} is missing from the store although its manifest describes it; "
+            "publish it again") from None
+    if manifest is not None:
+        _verify(target, Resource(url, target.name, size=manifest.size, sha256=manifest.sha256))
+    if target.name.endswith(".pex"):
+        os.chmod(target, ARTIFACT_MODE)  # runnable as ./env.pex, like on a node
+
+
+def _replace(source: Path, dest: Path, scratch: Path) -> None:
+    """Rename ``source`` to ``dest``; an earlier fetch there is moved into ``scratch``
+    (removed by the caller) first, since a rename cannot replace a non-empty directory."""
+    if dest.is_symlink() or dest.exists():
+        os.replace(dest, scratch / ".previous")
+    os.replace(source, dest)

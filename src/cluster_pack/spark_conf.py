@@ -1,9 +1,10 @@
 """Spark: the properties that make PySpark executors run Python from a published environment.
 
 Engine-neutral (no pyspark import): :func:`spark_conf` turns a :class:`~cluster_pack.launch.LaunchSpec`
-(or just the path of a published ``.pex`` / ``.pex.zip``) into Spark properties, and
-:func:`spark_submit_args` into ``spark-submit`` arguments. ``cluster_pack.spark.spark_config_builder``
-applies the same properties to a ``SparkSession.Builder``.
+(or just the path of a published ``.pex`` / ``.pex.zip``, whose manifest it reads: one small
+read) into Spark properties, and :func:`spark_submit_args` into ``spark-submit`` arguments.
+``cluster_pack.spark.spark_config_builder`` applies the same properties to a
+``SparkSession.Builder``.
 
 >>> conf = spark_conf("hdfs:///user/me/envs/me.pex", master="yarn")   # doctest: +SKIP
 >>> conf["spark.pyspark.python"]                                       # doctest: +SKIP
@@ -11,24 +12,41 @@ applies the same properties to a ``SparkSession.Builder``.
 
 How it works
 ------------
-* The artifact travels as a Spark *file* (``.pex``: ``spark.files`` / ``spark.yarn.dist.files``)
-  or *archive* (``.pex.zip``, unpacked as ``pyenv``: ``spark.archives`` /
-  ``spark.yarn.dist.archives``); editable projects travel as archives ``#editable_<name>``.
+* The environment travels as Spark *files* (``spark.files`` / ``spark.yarn.dist.files``) or an
+  *archive* (``spark.archives`` / ``spark.yarn.dist.archives``), as its manifest says:
+
+  - parts layout (``upload_env``'s default): every part of the packed pex, from the pool
+    ``<env dir>/.cluster-pack-parts/<sha256>``, is a file; YARN localizes it as
+    ``cpack-<sha256[:32]>`` (``url#name``), ``spark.files`` (which refuses ``#name``) under
+    its own name ``<sha256>``, in the executor's working directory either way;
+  - single-file ``.pex`` (or no manifest: the original's artifacts): one file;
+  - ``.pex.zip``: an archive unpacked as ``pyenv``.
+
+  Editable projects travel as archives ``#editable_<name>``.
 * ``spark.pyspark.python`` (and ``PYSPARK_PYTHON`` for a driver that is already running) points
-  at a small generated launcher script shipped with the artifact. PySpark starts its workers
-  with ``<python> -m pyspark.daemon`` and puts its own modules (``pyspark.zip``, ``py4j``) on
-  ``PYTHONPATH``, which the pex runtime ignores (venv mode runs ``python -I``); the launcher
-  forwards ``PYTHONPATH`` into ``PEX_EXTRA_SYS_PATH`` (made absolute), chooses ``PEX_ROOT``,
-  then execs the environment. So pyspark does not need to be packed in the environment
+  at a small generated launcher script (``/bin/sh``) shipped with the environment, run by
+  PySpark in the working directory of the executor (the YARN container of the driver in
+  cluster mode). For the parts layout it first links parts that arrived under their own
+  name to their ``cpack-`` name (naming any missing one), then re-creates the packed pex
+  directory ``<name>.pex/`` with relative symlinks
+  (:func:`cluster_pack.parts.assembly_script`: once per working directory, in a temporary
+  directory renamed into place, so concurrent workers are safe) and runs
+  ``./<name>.pex/__main__.py``. PySpark starts its workers with ``<python> -m pyspark.daemon``
+  and puts its own modules (``pyspark.zip``, ``py4j``) on ``PYTHONPATH``, which the pex
+  runtime ignores (venv mode runs ``python -I``); the launcher forwards ``PYTHONPATH`` into
+  ``PEX_EXTRA_SYS_PATH`` (made absolute), chooses ``PEX_ROOT``, then execs the environment.
+  So pyspark does not need to be packed in the environment
   (``upload_env(ignored_packages=["pyspark", "py4j"])`` keeps 450 MB of jars out of it); if it
-  is packed, the packed copy wins.
+  is packed, the packed copy wins. The launcher's name is the hash of its text (which holds
+  the parts' digests): a new environment version is a new launcher.
 * Caching: the pex runtime installs the environment into ``PEX_ROOT`` on the first start and
   re-execs the installed venv afterwards. PySpark forks every Python worker from one daemon
   per executor, so the environment is installed once per executor (default
   ``PEX_ROOT=<executor working directory>/.pex``), never per task; with ``pex_root=/abs/dir``
   it is installed once per node and user and reused by later executors and applications.
   Spark's fetch cache (``spark.files.useFetchCache``, default on) and YARN's localization cache
-  download the artifact once per node.
+  download each file once per node; parts are named by content, so YARN re-uses the
+  unchanged parts of a new environment version.
 * Merging: comma lists (``spark.files``, ``spark.archives``, ...) and ``:`` paths
   (``PEX_EXTRA_SYS_PATH``) are merged with what is already set, in order, without
   duplicates; a scalar the user already set is kept (a warning says so).
@@ -42,12 +60,12 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from cluster_pack import environment, settings
 from cluster_pack.launch import (EDITABLE_DIRS_ENV_VAR, LaunchSpec, Resource, editable_resources,
-                                 environment_resource)
-from cluster_pack.manifest import run_info_for
+                                 environment_resources)
+from cluster_pack.manifest import Manifest, run_info_for
 
 _logger = logging.getLogger(__name__)
 
@@ -125,10 +143,10 @@ def merge_conf(existing: Mapping[str, str], new: Mapping[str, str]) -> Dict[str,
 
 _LAUNCHER = r"""#!/bin/sh
 # Generated by cluster-pack: runs PySpark's Python (driver in cluster mode, workers) from
-# the packed environment __TARGET__, localized in the working directory.
+# the environment __TARGET__, in the working directory where Spark put the shipped files.
 set -f
 here=$(pwd)
-# PySpark puts pyspark.zip and py4j on PYTHONPATH, which the pex runtime ignores: forward
+__SETUP__# PySpark puts pyspark.zip and py4j on PYTHONPATH, which the pex runtime ignores: forward
 # it (and relative PEX_EXTRA_SYS_PATH entries, made absolute) through PEX_EXTRA_SYS_PATH.
 extra=""
 saved_ifs=$IFS
@@ -165,14 +183,16 @@ exec ${first#??} "$target" "$@"
 """
 
 
-def launcher_script(target: str) -> str:
-    """The launcher's text for the artifact localized as ``target`` (relative path)."""
-    return _LAUNCHER.replace("__TARGET__", shlex.quote(target))
+def launcher_script(target: str, setup: str = "") -> str:
+    """The launcher's text for the artifact localized as ``target`` (relative path);
+    ``setup`` (shell lines, see :func:`workdir_setup`) runs first, in the working directory."""
+    setup = setup.rstrip("\n") + "\n" if setup.strip() else ""
+    return _LAUNCHER.replace("__TARGET__", shlex.quote(target)).replace("__SETUP__", setup)
 
 
-def write_launcher(target: str, directory: Optional[Path] = None) -> Path:
-    """Write the launcher (content-addressed name) and return its path."""
-    text = launcher_script(target)
+def write_launcher(target: str, directory: Optional[Path] = None, setup: str = "") -> Path:
+    """Write the launcher (content-addressed name: its text, setup included) and return its path."""
+    text = launcher_script(target, setup)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     directory = directory or settings.ensure_private_dir(settings.get_cache_dir() / "spark")
     path = Path(directory) / f"{LAUNCHER_PREFIX}{digest}.sh"
@@ -182,6 +202,40 @@ def write_launcher(target: str, directory: Optional[Path] = None) -> Path:
         os.chmod(tmp, 0o755)
         os.replace(tmp, path)
     return path
+
+
+def workdir_setup(spec: LaunchSpec) -> str:
+    """Shell lines preparing the working directory before the environment starts.
+
+    ``spark.yarn.dist.files`` localizes a file under its ``#name``, but ``spark.files``
+    refuses fragments: there a file arrives under the last component of its URL (a part
+    as ``<sha256>``, not ``cpack-<sha256[:32]>``). Such files are first linked under the
+    name the LaunchSpec gives them (a missing one is an error naming it), then the spec's
+    own setup (the assembly of the parts layout) runs.
+    """
+    q = shlex.quote
+    renamed = [r for r in spec.resources if r.kind == "file" and _basename(r) != r.name]
+    lines: List[str] = []
+    if renamed:
+        guard = f"{spec.artifact_name}/PEX-INFO" if spec.setup and spec.artifact_name else ""
+        indent = "  " if guard else ""
+        if guard:
+            lines.append(f"if [ ! -f {q(guard)} ]; then")
+        lines.append(f'{indent}missing=""')
+        for r in renamed:
+            name, base = q(r.name), q(_basename(r))
+            lines.append(f"{indent}[ -e {name} ] || {{ [ -e {base} ] && ln -s {base} {name} "
+                         f"2>/dev/null; [ -e {name} ]; }} || missing=\"$missing {base}\"")
+        lines.append(f'{indent}if [ -n "$missing" ]; then')
+        lines.append(f'{indent}  echo "cluster-pack: files of the job are missing in $here:'
+                     f'$missing (not shipped with spark.files / spark.yarn.dist.files?)" >&2')
+        lines.append(f"{indent}  exit 1")
+        lines.append(f"{indent}fi")
+        if guard:
+            lines.append("fi")
+    if spec.setup.strip():
+        lines.append(spec.setup.rstrip("\n"))
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 # -- LaunchSpec -> Spark ---------------------------------------------------------------------
@@ -200,18 +254,35 @@ def _package_path_of(path: str) -> str:
     return path
 
 
+def read_env_manifest(package_path: str,
+                      fs_args: Optional[Mapping[str, Any]] = None) -> Optional[Manifest]:
+    """The manifest published next to ``package_path`` (one small read); None when there is
+    none (an artifact published by the original cluster-pack, or by hand): a single file."""
+    from cluster_pack import publish
+    from cluster_pack.store import Store
+
+    store, path = Store.for_url(package_path, dict(fs_args) if fs_args else None)
+    return publish.read_manifest(store, path, strict=True)
+
+
 def spark_launch_spec(package_path: str, include_editables: bool = False,
                       env_vars: Optional[Mapping[str, str]] = None,
-                      additional_files: Sequence[str] = ()) -> LaunchSpec:
+                      additional_files: Sequence[str] = (), *,
+                      fs_args: Optional[Mapping[str, Any]] = None,
+                      manifest: Optional[Manifest] = None) -> LaunchSpec:
     """A LaunchSpec for PySpark processes (no command: PySpark starts its own daemon).
 
-    Unlike :func:`cluster_pack.launch.build_launch_spec` it does not read the manifest, so it
-    does not touch the storage.
+    Reads the environment's manifest (one small read, unless ``manifest`` is given): a
+    ``.pex`` published in the parts layout is one resource per part plus the shell lines
+    assembling ``<name>.pex/`` (:func:`cluster_pack.launch.environment_resources`); a
+    single-file ``.pex`` / ``.pex.zip`` is one resource.
     """
     package_path = _package_path_of(package_path)
-    artifact = environment_resource(package_path)
-    run = run_info_for(package_path.rstrip("/").rsplit("/", 1)[-1])
-    resources = [artifact]
+    if manifest is None:
+        manifest = read_env_manifest(package_path, fs_args)
+    resources, setup = environment_resources(package_path, manifest)
+    name = package_path.rstrip("/").rsplit("/", 1)[-1]
+    run = run_info_for(name, manifest.layout if manifest else "")
     resources += [Resource(str(f), os.path.basename(str(f).rstrip("/"))) for f in additional_files]
     sources = editable_resources() if include_editables else []
     resources += sources
@@ -221,7 +292,7 @@ def spark_launch_spec(package_path: str, include_editables: bool = False,
         env[EDITABLE_DIRS_ENV_VAR] = ",".join(r.name for r in sources)
     env.update({k: str(v) for k, v in (env_vars or {}).items()})
     return LaunchSpec([run.interpreter_cmd], resources, env, package_path,
-                      "" if run.must_unpack else run.dest_path)
+                      "" if run.must_unpack else run.dest_path, manifest, setup)
 
 
 def _is_yarn(master: Optional[str]) -> bool:
@@ -238,23 +309,47 @@ def _interpreter_of(spec: LaunchSpec) -> str:
     return run_info_for(artifact.name if artifact.kind == "file" else artifact.source).interpreter_cmd
 
 
-def _resource_url(resource: Resource) -> str:
+def _source_url(resource: Resource) -> str:
     source = hadoop_path(resource.source)
     if "://" not in source:
         source = os.path.abspath(source)
-    base = source.rstrip("/").rsplit("/", 1)[-1]
-    if resource.kind == "archive" or base != resource.name:
+    return source
+
+
+def _basename(resource: Resource) -> str:
+    return _source_url(resource).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _resource_url(resource: Resource, fragment: bool = True) -> str:
+    """The URL Spark ships; ``#name`` when the resource is named otherwise (archives always,
+    files only where ``fragment`` is allowed: ``spark.yarn.dist.files``; ``spark.files``
+    refuses a fragment, the launcher links such files under their name)."""
+    source = _source_url(resource)
+    if resource.kind == "archive" or (fragment and _basename(resource) != resource.name):
         return f"{source}#{resource.name}"
     return source
 
 
+def _ship(spec: LaunchSpec,
+          launcher_dir: Optional[Path]) -> "tuple[Path, List[str], List[str], List[str]]":
+    """The launcher, the files for YARN (``#name``), the files for ``spark.files`` and the
+    archives."""
+    launcher = write_launcher(_interpreter_of(spec), launcher_dir, workdir_setup(spec))
+    files = [r for r in spec.resources if r.kind == "file"]
+    yarn_files = [_resource_url(r) for r in files] + [str(launcher)]
+    plain_files = [_resource_url(r, fragment=False) for r in files] + [str(launcher)]
+    archives = [_resource_url(r) for r in spec.resources if r.kind == "archive"]
+    return launcher, yarn_files, plain_files, archives
+
+
 def spark_conf(spec_or_package_path: Union[LaunchSpec, str], master: Optional[str] = None,
                deploy_mode: Optional[str] = None, *, pex_root: Optional[str] = None,
-               include_editables: bool = False,
-               launcher_dir: Optional[Path] = None) -> Dict[str, str]:
+               include_editables: bool = False, launcher_dir: Optional[Path] = None,
+               fs_args: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
     """The Spark properties running PySpark from a published environment.
 
-    :param spec_or_package_path: a LaunchSpec, or the URL/path of a ``.pex`` / ``.pex.zip``
+    :param spec_or_package_path: a LaunchSpec, or the URL/path of a published ``.pex``
+        (parts layout or single file) or ``.pex.zip``; its manifest is read (one small read)
     :param master: ``yarn`` ships with ``spark.yarn.dist.*`` (YARN's localization cache);
         any other master with ``spark.files`` / ``spark.archives``; None (unknown yet):
         both, as the original did
@@ -262,24 +357,23 @@ def spark_conf(spec_or_package_path: Union[LaunchSpec, str], master: Optional[st
     :param pex_root: an absolute directory on the nodes: the environment is installed
         there once per node and user (default: once per executor, in its working directory)
     :param include_editables: with a package path, ship the current venv's editable projects
+    :param fs_args: storage options to read the manifest with (S3 endpoint, credentials)
     """
     if isinstance(spec_or_package_path, LaunchSpec):
         spec = spec_or_package_path
     else:
-        spec = spark_launch_spec(spec_or_package_path, include_editables=include_editables)
-    interpreter = _interpreter_of(spec)
-    launcher = write_launcher(interpreter, launcher_dir)
-    files = [_resource_url(r) for r in spec.resources if r.kind == "file"] + [str(launcher)]
-    archives = [_resource_url(r) for r in spec.resources if r.kind == "archive"]
+        spec = spark_launch_spec(spec_or_package_path, include_editables=include_editables,
+                                 fs_args=fs_args)
+    launcher, yarn_files, plain_files, archives = _ship(spec, launcher_dir)
 
     conf: Dict[str, str] = {}
     yarn = _is_yarn(master)
     if yarn or master is None:
-        conf["spark.yarn.dist.files"] = ",".join(files)
+        conf["spark.yarn.dist.files"] = ",".join(yarn_files)
         if archives:
             conf["spark.yarn.dist.archives"] = ",".join(archives)
     if not yarn:
-        conf["spark.files"] = ",".join(files)
+        conf["spark.files"] = ",".join(plain_files)
         if archives:
             conf["spark.archives"] = ",".join(archives)
     python = f"./{launcher.name}"
@@ -332,17 +426,26 @@ def spark_submit_args(spec_or_package_path: Union[LaunchSpec, str], master: Opti
                       deploy_mode: Optional[str] = None, *, pex_root: Optional[str] = None,
                       include_editables: bool = False, driver_python: Optional[str] = None,
                       files: Sequence[str] = (), archives: Sequence[str] = (),
-                      launcher_dir: Optional[Path] = None) -> List[str]:
+                      launcher_dir: Optional[Path] = None,
+                      fs_args: Optional[Mapping[str, Any]] = None) -> List[str]:
     """``spark-submit`` arguments (``--files``, ``--archives``, ``--conf k=v``...) using the env.
 
     ``--files``/``--archives`` map to ``spark.yarn.dist.*`` on YARN and ``spark.files``/
     ``spark.archives`` elsewhere. spark-submit keeps only the last ``--files``: pass your own
     files and archives here (``files``/``archives``) to get one merged list. In client mode
     the driver runs locally: ``driver_python`` (default: this interpreter) is used for it.
+    Files renamed with ``#name`` only when ``master`` is YARN (``spark.files`` refuses
+    fragments; the launcher links them under their name on any master).
     """
-    conf = spark_conf(spec_or_package_path, "yarn", deploy_mode, pex_root=pex_root,
-                      include_editables=include_editables, launcher_dir=launcher_dir)
-    ship_files = merge_values(",".join(files), conf.pop("spark.yarn.dist.files").split(","))
+    if isinstance(spec_or_package_path, LaunchSpec):
+        spec = spec_or_package_path
+    else:
+        spec = spark_launch_spec(spec_or_package_path, include_editables=include_editables,
+                                 fs_args=fs_args)
+    conf = spark_conf(spec, "yarn", deploy_mode, pex_root=pex_root, launcher_dir=launcher_dir)
+    _, yarn_files, plain_files, _ = _ship(spec, launcher_dir)
+    conf.pop("spark.yarn.dist.files")
+    ship_files = merge_values(",".join(files), yarn_files if _is_yarn(master) else plain_files)
     ship_archives = merge_values(",".join(archives),
                                  conf.pop("spark.yarn.dist.archives", "").split(","))
     if deploy_mode != "cluster":

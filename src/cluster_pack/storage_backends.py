@@ -120,6 +120,19 @@ def rename_over(fs: Any, source: str, target: str) -> None:
         raise StorageError(f"renaming {source} to {target} failed: {exc}") from exc
 
 
+def rename_if_absent(fs: Any, source: str, target: str) -> bool:
+    """Rename ``source`` to ``target`` only if ``target`` does not exist, in one namenode
+    operation (hdfs-native's rename without overwrite); False if it exists or if the
+    filesystem has no such operation (the caller then checks and renames)."""
+    if not (hasattr(fs, "client") and hasattr(fs.client, "rename")):
+        return False
+    try:
+        fs.client.rename(fs._strip_protocol(source), fs._strip_protocol(target), False)
+        return True
+    except Exception:  # noqa: BLE001 - "exists" and other refusals: the caller re-checks
+        return False
+
+
 # -- S3 --------------------------------------------------------------------------------
 
 def secrets_of(fs_args: Dict[str, Any]) -> List[str]:

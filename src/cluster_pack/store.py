@@ -163,6 +163,38 @@ class Store:
             self._discard(tmp)
             raise
 
+    def publish_file_once(self, local_path: Path, path: str, size: int,
+                          progress: Optional[ProgressCallback] = None,
+                          mode: int = FILE_MODE) -> bool:
+        """Make ``local_path`` appear at ``path`` unless a file of ``size`` bytes is already
+        there (content-addressed files: same name, same bytes); returns True if written.
+
+        A visible file is never rewritten, even by a concurrent publisher of the same
+        content: its timestamp is what YARN checks when it localizes a resource submitted
+        earlier. A file of another size (damaged) is replaced. The caller created the
+        directory and swept its temporaries. On the local store the file is a hard link
+        to ``local_path`` when possible (no copy), with a fresh timestamp.
+        """
+        if self._atomic_put():  # object stores: a put replaces, so look just before it
+            if self._has_size(path, size):
+                return False
+            self.publish_file(local_path, path, progress=progress, sweep=False)
+            return True
+        tmp = self._tmp_name(path)
+        try:
+            with self._errors(f"uploading to {self.url(path)}"):
+                if not (self.is_local and _hard_link(local_path, tmp)):
+                    self._put(local_path, tmp, progress)
+                elif progress:
+                    progress(size)
+                self._chmod(tmp, mode)
+                if self.is_local:
+                    os.utime(tmp)  # a hard link keeps the age of the build's file
+                written = self._rename_if_absent(tmp, path, size)
+        finally:
+            self._discard(tmp)
+        return written
+
     def publish_bytes(self, data: bytes, path: str) -> None:
         """Atomically write a small file (a manifest)."""
         directory = path.rsplit("/", 1)[0] or "/"
@@ -270,6 +302,30 @@ class Store:
 
             storage_backends.rename_over(self.fs, source, target)
 
+    def _has_size(self, path: str, size: int) -> bool:
+        try:
+            return self.fs.info(path).get("size") == size
+        except FileNotFoundError:
+            return False
+
+    def _rename_if_absent(self, source: str, target: str, size: int) -> bool:
+        """Rename unless an intact ``target`` exists (then ``source`` is left to discard)."""
+        if self.is_local:
+            try:
+                os.link(source, target)  # fails if present: never replaces
+                return True
+            except FileExistsError:
+                pass
+        else:
+            from cluster_pack import storage_backends
+
+            if storage_backends.rename_if_absent(self.fs, source, target):
+                return True
+        if self._has_size(target, size):
+            return False
+        self._rename(source, target)  # absent (no atomic primitive) or damaged: replace
+        return True
+
     def _discard(self, path: str) -> None:
         with contextlib.suppress(Exception):
             if self.is_local:
@@ -293,6 +349,14 @@ class Store:
                     message = message.replace(secret, "***")
                 raise StorageError(message) from None
             raise StorageError(message) from exc
+
+
+def _hard_link(source: Path, target: str) -> bool:
+    try:
+        os.link(source, target)
+        return True
+    except OSError:
+        return False
 
 
 def _copy(src: Any, dst: Any, progress: Optional[ProgressCallback]) -> None:

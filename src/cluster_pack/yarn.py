@@ -3,14 +3,22 @@
 It only translates the engine-neutral spec (what :mod:`cluster_pack.runner` runs locally):
 
 * every resource becomes a ``skein.File`` under its ``name``: ``type="file"`` for the
-  ``.pex`` and plain files, ``type="archive"`` for the unpacked layout and the editable
-  zips (YARN unpacks them). The published artifact gets ``visibility="private"``: YARN's
-  localization cache then keeps one copy per node and user, shared by every container and
-  every application of that user (the artifact is versioned by its path + HDFS timestamp);
-  per-job files (the pickled function, editable zips, extra files) stay ``"application"``;
-* the container script is ``spec.shell_script(...)``: every value is quoted by
-  :mod:`shlex`, no user string is interpreted by the shell (only ``pre_script_hook``,
-  which is the user's own shell code);
+  parts, the ``.pex`` and plain files, ``type="archive"`` for the unpacked ``.pex.zip``
+  layout and the editable zips (YARN unpacks them);
+* visibility: a *shared* resource (``Resource.shared``: what the published environment is
+  made of) read from a remote store (HDFS, S3 through ``s3a://``) gets
+  ``visibility="private"``: YARN's localization cache keeps one copy per node and user,
+  shared by every container and every application of that user, keyed by the path and
+  its timestamp. With the parts layout (``upload_env``'s default) every part of the pool,
+  immutable and named by its sha256 (link name ``cpack-<sha256[:32]>``), is such a
+  resource: a new version of the environment localizes only the parts it does not share
+  with versions already used on the node. Per-job files (the pickled function, editable
+  zips, extra files) and anything read from a local path stay ``"application"``;
+* the container script is ``spec.shell_script(...)``: the environment's ``setup`` (the
+  parts layout re-creates the packed pex directory ``<name>.pex/`` from the localized parts
+  with relative symlinks; the interpreter is ``./<name>.pex/__main__.py``), then the
+  command. Every value is quoted by :mod:`shlex`, no user string is interpreted by the
+  shell (only ``pre_script_hook``, which is the user's own shell code);
 * ``PEX_ROOT`` is a persistent per-user directory on the node,
   ``$HOME/.cache/cluster-pack/pex_root`` when ``$HOME`` is writable in the container, else
   ``$PWD/.pex`` (per container, the original's behaviour). A ``PEX_ROOT`` given in the
@@ -79,6 +87,40 @@ def _visibility(resource: Resource, spec: LaunchSpec) -> str:
     if resource.shared and _is_remote(resource.source):
         return "private"
     return "application"
+
+
+def check_parts(spec: LaunchSpec) -> None:
+    """Refuse, before submitting, a parts environment whose pool lacks a part its manifest
+    names, or holds it with another size (one listing of the pool).
+
+    YARN would otherwise fail to localize a missing part, or localize a damaged one and
+    run it: it checks a resource's timestamp, never its content. The content (sha256) of
+    every part is checked by the local engine and ``runner.fetch_env``. A pool that
+    cannot be listed from here (an object store reached with other ``fs_args``) is left
+    to YARN.
+    """
+    manifest = spec.manifest
+    if manifest is None or not manifest.is_parts:
+        return
+    from cluster_pack import parts
+    from cluster_pack.errors import ClusterPackError, IntegrityError
+    from cluster_pack.store import Store
+
+    try:
+        store, path = Store.for_url(spec.package_path)
+        absent = parts.missing(store, path, manifest.parts)
+    except (ClusterPackError, OSError, ImportError) as exc:
+        _logger.warning("cannot list the parts of %s before submitting: %s",
+                        spec.package_path, exc)
+        return
+    if absent:
+        names = ", ".join(f"{p.path} ({parts.part_url(spec.package_path, p)})"
+                          for p in absent[:5])
+        raise IntegrityError(
+            f"{spec.package_path}: {len(absent)} part(s) of the published environment are "
+            f"missing from its pool or have another size than its manifest says: {names}"
+            f"{' ...' if len(absent) > 5 else ''}; refusing to submit it, publish it again "
+            "(upload_env re-uploads what is missing)")
 
 
 def files_of(spec: LaunchSpec, *more: LaunchSpec) -> Dict[str, Any]:
@@ -174,6 +216,7 @@ def application_spec(
     """
     import skein
 
+    check_parts(spec)
     logs_spec = process_logs_launch_spec(spec, process_logs, tmp_dir) if process_logs else None
     files = files_of(spec, *([logs_spec] if logs_spec else []))
     container_env = {**CONTAINER_ENV, **(env or {})}

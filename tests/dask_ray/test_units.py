@@ -114,3 +114,98 @@ def test_watcher_reports_a_dead_process(tmp_path):
         with cluster:
             pass
     assert "about to die" in cluster.dead[0]
+
+
+# -- the parts layout (upload_env's default) ---------------------------------------------
+
+@pytest.fixture
+def parts_env(tmp_path):
+    """A small environment published as parts to a local store (no .pex file at the path)."""
+    from tests.reliability.conftest import make_packed_dir, publish_parts
+
+    url = str(tmp_path / "store" / "env.pex")
+    manifest = publish_parts(make_packed_dir(tmp_path / "src" / "env.pex"), url)
+    return url, manifest
+
+
+def test_worker_launch_spec_with_parts(parts_env, tmp_path):
+    url, manifest = parts_env
+    spec = cp_dask.worker_launch_spec(url, "tcp://10.1.2.3:8786", include_editables=False)
+    assert spec.argv[:3] == ["./env.pex/__main__.py", "-m", "distributed.cli.dask_worker"]
+    assert {r.name for r in spec.resources} == {f"cpack-{p.sha256[:32]}" for p in manifest.parts}
+    assert all(r.shared and r.sha256 for r in spec.resources)
+    script = cp_dask.worker_command(url, "tcp://10.1.2.3:8786", include_editables=False)
+    assert "ln -s" in script and "PEX-INFO" in script  # the directory is assembled first
+    assert script.index("PEX-INFO") < script.index("./env.pex/__main__.py -m")
+
+
+def test_yarn_application_specs_with_parts(parts_env):
+    pytest.importorskip("skein")
+    url, manifest = parts_env
+    names = {f"cpack-{p.sha256[:32]}" for p in manifest.parts}
+    dask_app = cp_dask.yarn_application_spec(url, n_workers=1, include_editables=False)
+    ray_app = cp_ray.yarn_application_spec(url, n_workers=1, include_editables=False)
+    for service in [*dask_app.services.values(), *ray_app.services.values()]:
+        assert set(service.files) == names
+        assert "./env.pex/__main__.py -m cluster_pack." in service.script
+        assert 'export C_PACK_LOCAL_ARTIFACT="$PWD"/env.pex' in service.script
+
+
+def _run_py_executable(py_executable, code="import toydep; print('ok', toydep.VERSION)"):
+    import shlex
+
+    return subprocess.run([*shlex.split(py_executable), "-c", code], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_runtime_env_for_parts_needs_a_materialized_directory(parts_env, tmp_path):
+    url, _ = parts_env
+    with pytest.raises(ValueError, match="published as parts.*fetch_to"):
+        cp_ray.runtime_env_for(url)
+    # fetch_to: fetched (verified) into a directory every node reads, run from there
+    shared = tmp_path / "shared dir"
+    env = cp_ray.runtime_env_for(url, fetch_to=str(shared))
+    main = shared / "env.pex" / "__main__.py"
+    assert env["py_executable"] == f"'{main}'"
+    assert env["env_vars"]["C_PACK_PACKAGE_PATH"] == url
+    assert (shared / "env.pex" / "PEX-INFO").is_file()
+    # the packed pex __main__.py runs with the command line Ray gives the interpreter
+    out = subprocess.run([str(main), "-c", "print(1)"], capture_output=True, text=True)
+    assert out.stdout.strip() == "hello from parts 1", out.stderr
+    # local_artifact: where it already is (a directory), with or without a trailing /
+    for given in (str(shared / "env.pex"), str(shared / "env.pex") + "/"):
+        assert cp_ray.runtime_env_for(url, local_artifact=given)["py_executable"] == \
+            f"'{main}'"
+    # a path valid on the nodes only: the manifest says parts, so it is a directory
+    env = cp_ray.runtime_env_for(url, local_artifact="/nfs/envs/env.pex")
+    assert env["py_executable"] == "/nfs/envs/env.pex/__main__.py"
+    with pytest.raises(ValueError, match="not both"):
+        cp_ray.runtime_env_for(url, local_artifact="/x", fetch_to="/y")
+
+
+def test_runtime_env_for_fetches_single_file_layouts(tmp_path):
+    import zipfile
+
+    from cluster_pack import publish
+    from tests.reliability.conftest import make_pex
+
+    pex_url = str(tmp_path / "store" / "one.pex")
+    publish.publish_zip(str(make_pex(tmp_path / "src" / "one.pex")), pex_url)
+    env = cp_ray.runtime_env_for(pex_url, fetch_to=str(tmp_path / "shared"))
+    assert env["py_executable"] == str(tmp_path / "shared" / "one.pex")
+    assert subprocess.run([sys.executable, env["py_executable"]], capture_output=True,
+                          text=True).stdout.strip() == "hello from pex"
+    assert cp_ray.runtime_env_for(pex_url)["py_executable"] == pex_url  # run where it is
+
+    big = tmp_path / "src" / "big.pex.zip"
+    with zipfile.ZipFile(big, "w") as zf:
+        zf.writestr("PEX-INFO", json.dumps({"distributions": {}}))
+        zf.writestr("__main__.py", "print('hello from the unpacked layout')\n")
+    big_url = str(tmp_path / "store" / "big.pex.zip")
+    publish.publish_zip(str(big), big_url)
+    env = cp_ray.runtime_env_for(big_url, fetch_to=str(tmp_path / "shared"))
+    unpacked = tmp_path / "shared" / "big.pex"
+    assert env["py_executable"].endswith(f"{unpacked}/__main__.py")
+    assert (unpacked / "PEX-INFO").is_file() and not (tmp_path / "shared" / "big.pex.zip").exists()
+    assert _run_py_executable(env["py_executable"], "").stdout.strip() == \
+        "hello from the unpacked layout"

@@ -211,10 +211,14 @@ spec = cp_dask.worker_launch_spec({local_dask_pex!r}, "tcp://10.0.0.1:8786", ["-
 script = cp_dask.worker_command({local_dask_pex!r}, "tcp://10.0.0.1:8786")
 done(argv=spec.argv, resources=[r.name for r in spec.resources], script=script)
 """)
-    assert result["argv"][:4] == ["./dask.pex", "-m", "distributed.cli.dask_worker",
+    # the default layout: parts, assembled into ./dask.pex/ before the worker starts
+    assert result["argv"][:4] == ["./dask.pex/__main__.py", "-m", "distributed.cli.dask_worker",
                                   "tcp://10.0.0.1:8786"]
-    assert "dask.pex" in result["resources"]
+    assert result["resources"] and all(r.startswith(("cpack-", "editable_"))
+                                       for r in result["resources"])
+    assert any(r.startswith("cpack-") for r in result["resources"])
     assert "distributed.cli.dask_worker tcp://10.0.0.1:8786" in result["script"]
+    assert result["script"].index("PEX-INFO") < result["script"].index("dask_worker")
 
 
 def test_examples_dask_runs_locally(dask_python, dask_workdir):

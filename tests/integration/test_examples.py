@@ -13,6 +13,7 @@ pyarrow).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -78,4 +79,11 @@ def test_spark_s3_example(examples_venv, s3_server):
     pandas = next(line for line in lines if line.startswith("executors' pandas: "))
     assert "/.pex/venvs/" in pandas, pandas
     client = s3_server.client()
-    assert client.head_object(Bucket=s3_server.bucket, Key="envs/spark_example.pex")
+    # published as parts (the default layout): the manifest, and its parts in the pool
+    manifest = json.loads(client.get_object(Bucket=s3_server.bucket,
+                                            Key="envs/spark_example.json")["Body"].read())
+    for part in manifest.get("parts") or []:
+        assert client.head_object(Bucket=s3_server.bucket,
+                                  Key=f"envs/.cluster-pack-parts/{part['sha256']}")
+    if manifest["layout"] != "parts":
+        assert client.head_object(Bucket=s3_server.bucket, Key="envs/spark_example.pex")

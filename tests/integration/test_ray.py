@@ -72,10 +72,14 @@ def local_ray_pex(ray_python, ray_workdir):
     store = ray_workdir / "store"
     result = run_driver(ray_python, PRELUDE + f"""
 t0 = time.monotonic()
-path, _ = cluster_pack.upload_env(package_path={str(store / 'ray.pex')!r}, allow_large_pex=True)
-done(path=path, seconds=time.monotonic() - t0)
+path, _ = cluster_pack.upload_env(package_path={str(store / 'ray.pex')!r})
+from cluster_pack import publish
+from cluster_pack.store import Store
+layout = publish.read_manifest(*Store.for_url(path)).layout
+done(path=path, seconds=time.monotonic() - t0, layout=layout)
 """, ray_workdir, clean_env({"C_PACK_CACHE_DIR": str(ray_workdir / "cache")}))
     print(f"[ray] local publish {result['seconds']:.1f}s -> {result['path']}", file=sys.stderr)
+    assert result["layout"] == "parts"  # the default layout, no flag (ray is large)
     return result["path"]
 
 
@@ -136,12 +140,42 @@ done(error=error, pids=pids)
     assert still_alive(result["pids"]) == []
 
 
+def test_runtime_env_for_an_existing_cluster_runs_the_fetched_parts(drive, local_ray_pex,
+                                                                   ray_workdir):
+    """runtime_env_for(fetch_to=...): the parts are fetched (verified) into a directory
+    every node reads, assembled as the packed pex, and Ray starts this job's workers with
+    its __main__.py (py_executable) on a cluster it did not start."""
+    shared = ray_workdir / "shared envs"
+    result = drive(f"""
+runtime_env = cp_ray.runtime_env_for({local_ray_pex!r}, fetch_to={str(shared)!r},
+                                     env_vars={{"CPACK_RAY_MARK": "from runtime_env"}})
+
+@ray.remote
+def where():
+    import tomli_w
+    return [sys.executable, os.environ.get("CPACK_RAY_MARK"),
+            os.environ.get("C_PACK_PACKAGE_PATH"), tomli_w.dumps({{"ok": 1}})]
+
+with cp_ray.local_cluster(n_workers=1, package_path={local_ray_pex!r},
+                          runtime_env=runtime_env) as cluster:
+    seen = ray.get(where.remote())
+done(py_executable=runtime_env["py_executable"], seen=seen)
+""")
+    main = shared / "ray.pex" / "__main__.py"
+    assert result["py_executable"] == f"'{main}'"
+    executable, mark, package_path, toml = result["seen"]
+    assert mark == "from runtime_env" and package_path == local_ray_pex
+    assert toml == "ok = 1\n"
+    # the pex runtime re-executes its venv (under PEX_ROOT), not the driver's interpreter
+    assert "/venvs/" in executable and "ray_venv" not in executable, executable
+
+
 @pytest.fixture(scope="session")
 def hdfs_ray_pex(ray_python, ray_workdir, hadoop_cluster):
     user = os.environ.get("C_PACK_USER") or getpass.getuser()
     target = f"{hadoop_cluster.default_fs}/user/{user}/envs/ray-test.pex"
     result = run_driver(ray_python, PRELUDE + f"""
-path, _ = cluster_pack.upload_env(package_path={target!r}, allow_large_pex=True)
+path, _ = cluster_pack.upload_env(package_path={target!r})
 done(path=path)
 """, ray_workdir, clean_env({"C_PACK_CACHE_DIR": str(ray_workdir / "cache"),
                              **hadoop_cluster.env}))

@@ -5,6 +5,8 @@ A real test venv (uv) holds pyspark, cluster-pack (editable), ``cowsay`` and an 
 project. The driver runs in that venv (``tests/spark/spark_job.py``), publishes it without
 pyspark/py4j, and the executors must import ``cowsay`` from the packed environment, pyspark
 from Spark's own ``pyspark.zip``, and the toy project from its local (edited) source.
+Layouts: parts (the default: the launcher assembles ``job.pex/`` from the parts in each
+executor's directory), single-file ``.pex`` (``C_PACK_LAYOUT=pex``) and ``.pex.zip``.
 """
 
 from __future__ import annotations
@@ -91,9 +93,11 @@ def _rows(report):
     return [row for r in report["rounds"] for row in r["rows"]]
 
 
-def test_pex_and_editables_on_local_cluster(spark_venv):
+def test_parts_and_editables_on_local_cluster(spark_venv):
     envs = spark_venv["base"] / "envs"
     report = _run_job(spark_venv, envs / "job.pex", "--upload")
+    manifest = json.loads((envs / "job.json").read_text())
+    assert manifest["layout"] == "parts" and not (envs / "job.pex").exists()
     rows = _rows(report)
     assert len(rows) == 8
     driver_site = str(spark_venv["python"].parent.parent)
@@ -102,6 +106,10 @@ def test_pex_and_editables_on_local_cluster(spark_venv):
         assert "/.pex/venvs/" in row["executable"], row
         assert not row["executable"].startswith(driver_site + "/bin"), row
         assert row["cowsay"].startswith(row["prefix"]), row
+        # ... from the packed directory the launcher assembled there from the parts
+        assert row["pex"] == os.path.join(row["cwd"], "job.pex") and row["pex_is_dir"], row
+        bootstrap = next(p for p in manifest["parts"] if p["path"] == ".bootstrap")
+        assert row["bootstrap_link"] == os.path.join(row["cwd"], bootstrap["sha256"]), row
         # pyspark is not packed: Spark's own pyspark.zip, forwarded by the launcher
         assert "pyspark.zip" in row["pyspark"], row
         assert row["toy_value"] == "v1"
@@ -112,10 +120,33 @@ def test_pex_and_editables_on_local_cluster(spark_venv):
     # the daemons (and the installed env) are reused by the second job: nothing re-extracted
     first, second = report["rounds"]
     assert {r["ppid"] for r in first["rows"]} == {r["ppid"] for r in second["rows"]}
-    # the user's own spark.files was merged, not overwritten
+    # every part is shipped by its URL in the pool (spark.files takes no "#name"), and the
+    # user's own spark.files was merged, not overwritten
     files = report["options"]["spark.files"].split(",")
-    assert files[0] == str(JOB) and any(f.endswith("job.pex") for f in files)
+    pool = envs / ".cluster-pack-parts"
+    assert files[0] == str(JOB)
+    assert {f"{pool}/{p['sha256']}" for p in manifest["parts"]} <= set(files)
+    assert not any(f.endswith("job.pex") for f in files)
     assert "PYSPARK_PYTHON" not in report["options"]
+
+
+def test_single_file_pex_on_local_cluster(spark_venv):
+    envs = spark_venv["base"] / "envs"
+    report = _run_job(spark_venv, envs / "single.pex", "--upload", "--rounds", "1",
+                      extra_env={"C_PACK_LAYOUT": "pex"})
+    manifest = json.loads((envs / "single.json").read_text())
+    assert manifest["layout"] == "pex" and (envs / "single.pex").is_file()
+    rows = _rows(report)
+    assert len(rows) == 4
+    for row in rows:
+        assert "/.pex/venvs/" in row["executable"], row
+        assert row["cowsay"].startswith(row["prefix"]), row
+        # the single .pex file Spark put in the executor's directory
+        assert row["pex"] == os.path.join(row["cwd"], "single.pex") and not row["pex_is_dir"], row
+        assert "pyspark.zip" in row["pyspark"], row
+    files = report["options"]["spark.files"].split(",")
+    assert str(envs / "single.pex") in files
+    assert not any(".cluster-pack-parts" in f for f in files)
 
 
 def test_large_layout_edit_and_node_cache(spark_venv):

@@ -1,11 +1,13 @@
 """PySpark with the packed environment on the harness S3 server (moto) through Hadoop's s3a.
 
 The test venv (``spark_venv``: pyspark, cluster-pack editable, ``cowsay``, s3fs) is published
-to ``s3://<bucket>/envs/spark_s3.pex`` with ``cluster_pack.upload_env(..., fs_args=...)`` in its
-own process; a driver in that venv configures ``local-cluster[2,1,1024]`` with
-``add_s3_params`` + ``add_packaged_environment`` (the environment itself travels as an
-``s3a://`` file), reads a CSV object through ``s3a://`` and maps a function importing ``cowsay``
-(only in the packed environment), then writes parquet back to S3.
+to ``s3://<bucket>/envs/spark_s3.pex`` (parts layout: ``envs/spark_s3.json`` and the parts in
+``envs/.cluster-pack-parts/``) with ``cluster_pack.upload_env(..., fs_args=...)`` in its own
+process; a driver in that venv configures ``local-cluster[2,1,1024]`` with
+``add_s3_params`` + ``add_packaged_environment`` (which reads the manifest from S3 with the
+endpoint set by ``add_s3_params``; the parts travel as ``s3a://`` files), reads a CSV object
+through ``s3a://`` and maps a function importing ``cowsay`` (only in the packed environment),
+then writes parquet back to S3.
 
 The s3a connector (``hadoop-aws`` in the version of pyspark's Hadoop jars + the AWS SDK v2
 bundle) comes from Maven Central into ``~/.m2`` through ``.ci/install-spark-s3.sh``.
@@ -46,13 +48,15 @@ from cluster_pack.spark import spark_config_builder
 
 
 def decorate(row):
+    import os
     import sys
 
     import cowsay  # only in the packed environment
 
     return {"word": row.word, "n": int(row.n),
             "said": row.word in cowsay.get_output_string("cow", row.word),
-            "cowsay": cowsay.__file__, "prefix": sys.prefix, "executable": sys.executable}
+            "cowsay": cowsay.__file__, "prefix": sys.prefix, "executable": sys.executable,
+            "pex": os.environ.get("PEX"), "cwd": os.getcwd()}
 
 
 package_path, data, out, jars, master = sys.argv[1:6]
@@ -141,7 +145,11 @@ def test_pyspark_with_the_env_and_the_data_on_s3(spark_venv, s3_server, s3_jars)
     assert publish.returncode == 0, publish.stderr[-4000:]
     upload_seconds = time.perf_counter() - started
     client = s3_server.client()
-    assert client.head_object(Bucket=bucket, Key="envs/spark_s3.pex")["ContentLength"] > 0
+    manifest = json.loads(client.get_object(Bucket=bucket, Key="envs/spark_s3.json")["Body"].read())
+    assert manifest["layout"] == "parts"
+    for part in manifest["parts"]:
+        key = f"envs/.cluster-pack-parts/{part['sha256']}"
+        assert client.head_object(Bucket=bucket, Key=key)["ContentLength"] == part["size"]
 
     csv = "word,n\n" + "".join(f"{w},{i}\n" for i, w in enumerate(WORDS))
     client.put_object(Bucket=bucket, Key="data/words.csv", Body=csv.encode())
@@ -173,13 +181,17 @@ def test_pyspark_with_the_env_and_the_data_on_s3(spark_venv, s3_server, s3_jars)
         assert "/.pex/venvs/" in row["executable"], row
         assert row["cowsay"].startswith(row["prefix"]), row
         assert not row["prefix"].startswith(driver_prefix), row
+        # the packed directory the launcher assembled in the executor's directory
+        assert row["pex"] == os.path.join(row["cwd"], "spark_s3.pex"), row
     assert report["parquet"] == [[0, 3], [1, 3]]
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]]
     assert any(k.endswith(".parquet") for k in keys), keys
 
     conf = dict(report["conf"])
-    # the environment itself was shipped from S3 (s3:// -> s3a://)
-    assert f"s3a://{bucket}/envs/spark_s3.pex" in conf["spark.files"].split(",")
+    # the environment's parts were shipped from S3 (s3:// -> s3a://)
+    files = conf["spark.files"].split(",")
+    for part in manifest["parts"]:
+        assert f"s3a://{bucket}/envs/.cluster-pack-parts/{part['sha256']}" in files, files
     # path-style requests to the moto endpoint (virtual-host style would ask for
     # <bucket>.127.0.0.1, which does not resolve)
     hadoop = report["hadoop"]

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from cluster_pack import publish
+from cluster_pack import parts, publish
 from cluster_pack.errors import StorageError
 from cluster_pack.manifest import manifest_path
 from cluster_pack.store import TMP_MARKER, Store
@@ -212,10 +212,39 @@ def test_upload_env_to_default_fs_noop_force_and_run(hdfs_venv, hadoop_cluster, 
     assert first["built"]
     assert first["path"].startswith(f"{hadoop_cluster.default_fs}/user/envuser/envs/")
     store, path = Store.for_url(first["path"])
-    mtime = store.fs.info(path)["modification_time"]
+    # the default layout: a manifest listing content-addressed parts in the directory's
+    # pool, nothing at the .pex path itself
+    manifest = json.loads(store.read_bytes(manifest_path(path), 1 << 24))
+    assert manifest["layout"] == "parts" and not store.exists(path)
+    pool = {e["name"].rsplit("/", 1)[-1]: e for e in store.ls(parts.pool_dir(path))}
+    for part in manifest["parts"]:
+        assert pool[part["sha256"]]["size"] == part["size"], part
+    stamps = {name: e["modification_time"] for name, e in pool.items()}
+    mtime = store.fs.info(manifest_path(path))["modification_time"]
     again = upload()
     print(f"no-op upload_env against HDFS (subprocess-measured): {again['seconds']:.3f}s")
     assert not again["built"] and again["path"] == first["path"]
-    assert store.fs.info(path)["modification_time"] == mtime
+    assert store.fs.info(manifest_path(path))["modification_time"] == mtime
+    forced = upload(force_upload=True)  # rebuilt, but every part is already there
+    assert forced["built"]
+    assert {e["name"].rsplit("/", 1)[-1]: e["modification_time"]
+            for e in store.ls(parts.pool_dir(path))} == stamps  # no part rewritten
     ran = hdfs_venv.json(RUN.format(path=first["path"]), cache, env=env)
+    assert ran["rc"] == 0, ran["err"]
+
+
+def test_upload_env_with_the_single_file_layout(hdfs_venv, hadoop_cluster, tmp_path):
+    """C_PACK_LAYOUT=pex: the former single-file .pex, still published and run."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {**hadoop_cluster.env, "C_PACK_USER": "envuser", "C_PACK_LAYOUT": "pex"}
+    target = f"{hadoop_cluster.default_fs}/user/envuser/single/one.pex"
+    first = hdfs_venv.json(UPLOAD_ENV.format(kwargs=f"package_path={target!r}"), cache,
+                           env=env)
+    assert first["built"] and first["path"] == target
+    manifest, store, path = _manifest(target)
+    assert manifest["layout"] == "pex"
+    assert store.fs.info(path)["size"] == manifest["size"]
+    assert not store.exists(parts.pool_dir(path))
+    ran = hdfs_venv.json(RUN.format(path=target), cache, env=env)
     assert ran["rc"] == 0, ran["err"]

@@ -24,7 +24,7 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from cluster_pack import publish
+from cluster_pack import parts, publish
 from cluster_pack.errors import ClusterPackError, StorageError
 from cluster_pack.manifest import manifest_path
 from tests.integration.test_storage_hdfs import make_pex
@@ -344,10 +344,24 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
     """, tmp_path, env)
     assert first["path"] == url
     client = s3_server.client()
-    head = client.head_object(Bucket=s3_server.bucket, Key=key)
     manifest_key = manifest_path(key)
     manifest_head = client.head_object(Bucket=s3_server.bucket, Key=manifest_key)
-    print(f"[s3 faults] upload_env to S3: {first['s']:.1f}s, {head['ContentLength']} bytes")
+    manifest = json.loads(client.get_object(Bucket=s3_server.bucket,
+                                            Key=manifest_key)["Body"].read())
+    # the default layout: parts in the directory's pool, nothing at the .pex key itself
+    assert manifest["layout"] == "parts"
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        client.head_object(Bucket=s3_server.bucket, Key=key)
+    pool_prefix = key.rsplit("/", 1)[0] + "/" + parts.POOL_DIR + "/"
+    heads = {}
+    for part in manifest["parts"]:
+        head = client.head_object(Bucket=s3_server.bucket, Key=pool_prefix + part["sha256"])
+        assert head["ContentLength"] == part["size"], part
+        heads[part["sha256"]] = (head["ETag"], head["LastModified"])
+    print(f"[s3 faults] upload_env to S3: {first['s']:.1f}s, {manifest['size']} bytes in "
+          f"{len(heads)} parts")
 
     time.sleep(1.1)  # a rewrite would change LastModified (1 s resolution)
     second = _run_in(venv, f"""
@@ -358,8 +372,9 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
                           "reason": r.reason}}))
     """, tmp_path, env)
     assert second["path"] == url and second["built"] is False and second["written"] == 0, second
-    again = client.head_object(Bucket=s3_server.bucket, Key=key)
-    assert (again["ETag"], again["LastModified"]) == (head["ETag"], head["LastModified"])
+    for sha, stamp in heads.items():
+        again = client.head_object(Bucket=s3_server.bucket, Key=pool_prefix + sha)
+        assert (again["ETag"], again["LastModified"]) == stamp
     manifest_again = client.head_object(Bucket=s3_server.bucket, Key=manifest_key)
     assert manifest_again["LastModified"] == manifest_head["LastModified"]
 
@@ -376,5 +391,8 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
                           "sources": [r.source for r in spec.resources]}}))
     """, tmp_path, env)
     assert ran["rc"] == 0, ran["err"]
-    assert url in ran["sources"]
+    # every part is localized from the pool next to the published path
+    remote = [source for source in ran["sources"] if "://" in source]  # not editable zips
+    assert sorted(remote) == sorted(
+        {f"s3://{s3_server.bucket}/{pool_prefix}{p['sha256']}" for p in manifest["parts"]})
     assert "S3TOY from-s3 six=" in ran["out"] and ran["out"].strip().endswith("a b"), ran

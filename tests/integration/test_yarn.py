@@ -47,6 +47,22 @@ def _all(logs):
     return "\n".join(logs.values())
 
 
+def test_published_env_is_parts_localized_privately(drive):
+    result = drive("""
+from cluster_pack import launch, yarn
+spec = launch.module_launch_spec("cpack_toy.job", package_path=PKG, include_editables=False)
+files = yarn.files_of(spec)
+done(layout=spec.manifest.layout, n_parts=len(spec.manifest.parts), argv=spec.argv,
+     files={name: [f.source, str(f.visibility), str(f.type)] for name, f in files.items()})
+""")
+    assert result["layout"] == "parts"
+    assert result["argv"][0] == "./test.pex/__main__.py"
+    assert len(result["files"]) == result["n_parts"] > 3  # distinct parts (sha256) only
+    for name, (source, visibility, kind) in result["files"].items():
+        assert name.startswith("cpack-") and "/envs/.cluster-pack-parts/" in source
+        assert (visibility, kind) == ("PRIVATE", "FILE"), (name, visibility, kind)
+
+
 def test_submit_module_args_and_env_arrive_unchanged(drive):
     result = drive(f"""
 NASTY = {NASTY!r}
@@ -187,7 +203,10 @@ def parent():
         ok = sl.wait_for_finished(client, app_id, poll_every_secs=1)
         logs = sl.get_application_logs(client, app_id, log_tries=10)
     text = "\\n".join(logs.values()) if logs else ""
+    local = os.environ["C_PACK_LOCAL_ARTIFACT"]
     return {{"child_app": app_id, "child_ok": ok, "path": path,
+            "local_artifact": [os.path.basename(local), os.path.isdir(local),
+                               os.path.isfile(os.path.join(local, "PEX-INFO"))],
             "reuse_seconds": round(reuse_seconds, 2),
             "child_result_logged": "child returned ('child', 42, " + repr(PKG) in text}}
 
@@ -204,6 +223,8 @@ with skein.Client() as client:
     assert "'child_ok': True" in line, text
     assert "'child_result_logged': True" in line, text
     assert f"'path': '{hadoop_cluster.default_fs}" in line and "test.pex'" in line
+    # the parent ran from the parts layout: its local artifact is the assembled directory
+    assert "'local_artifact': ['test.pex', True, True]" in line, line
 
 
 def test_skein_project_example(yarn_venv, driver_env):
@@ -222,3 +243,141 @@ def test_skein_project_example(yarn_venv, driver_env):
     assert out.returncode == 0, out.stdout + out.stderr[-5000:]
     assert out.stdout.count("sum_of_squares(100) = 328350") == 2, out.stdout
     assert "worker skein-project_0" in out.stdout and "worker skein-project_1" in out.stdout
+
+
+# -- a new version of the environment: only its new parts are localized ----------------------
+
+LEAF_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "cpack-leaf"
+version = "{version}"
+
+[tool.setuptools]
+py-modules = ["cpack_leaf"]
+"""
+
+DELTA_DRIVER = """
+import json, os, sys, time
+import skein
+import cluster_pack
+from cluster_pack.skein import skein_launcher
+
+PKG = {pkg!r}
+
+def report():
+    import json, os
+    import cpack_leaf
+    links = {{n: os.path.realpath(n) for n in sorted(os.listdir(".")) if n.startswith("cpack-")}}
+    filecache = os.path.dirname(os.path.dirname(next(iter(links.values()))))
+    print("DELTA " + json.dumps({{"version": cpack_leaf.VERSION, "links": links,
+                                  "filecache": sorted(os.listdir(filecache))}}), flush=True)
+
+t0 = time.monotonic()
+path, _ = cluster_pack.upload_env(package_path=PKG)
+published = time.monotonic() - t0
+from cluster_pack import publish
+from cluster_pack.store import Store
+store, p = Store.for_url(path)
+manifest = publish.read_manifest(store, p)
+with skein.Client() as client:
+    app_id = skein_launcher.submit_func(client, report, package_path=path, memory="512 MiB")
+    ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+    logs = skein_launcher.get_application_logs(client, app_id, log_tries=10)
+text = "\\n".join(logs.values()) if logs else ""
+line = next((ln for ln in text.splitlines() if ln.startswith("DELTA ")), "DELTA null")
+print("RESULT:" + json.dumps({{
+    "ok": ok, "app_id": app_id, "published": published, "logs": text[-6000:],
+    "report": json.loads(line[len("DELTA "):]),
+    "parts": {{pt.path: pt.sha256 for pt in manifest.parts}}}}), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def delta_venv(tmp_path_factory):
+    """A venv whose one distribution (``cpack-leaf``, a regular install) gets a new
+    version between two publishes."""
+    import subprocess
+
+    from tests.integration.conftest import REPO, _base_python, _uv
+
+    base = tmp_path_factory.mktemp("delta_venv")
+    venv = base / "venv"
+    subprocess.run([_uv(), "venv", "--quiet", "--python", _base_python(), str(venv)],
+                   check=True)
+    subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    "-e", str(REPO), "skein", "hdfs-native"], check=True)
+    return venv, base
+
+
+def _install_leaf(venv, base, version):
+    import subprocess
+
+    from tests.integration.conftest import _uv
+
+    project = base / f"leaf-{version}"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(LEAF_PYPROJECT.format(version=version))
+    (project / "cpack_leaf.py").write_text(f"VERSION = {version!r}\n")
+    subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    str(project)], check=True)
+
+
+def _delta_run(venv, base, driver_env, pkg):
+    import json
+    import subprocess
+
+    script = base / "delta_driver.py"
+    script.write_text(DELTA_DRIVER.format(pkg=pkg))
+    proc = subprocess.run([str(venv / "bin" / "python"), str(script)], cwd=base,
+                          env=driver_env, capture_output=True, text=True, timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT:")]
+    assert proc.returncode == 0 and lines, proc.stdout[-4000:] + proc.stderr[-6000:]
+    return json.loads(lines[-1][len("RESULT:"):])
+
+
+def test_new_version_localizes_only_its_new_parts(delta_venv, driver_env, hadoop_cluster):
+    """Two applications of the same user on the node, the second after one distribution
+    changed and the environment was republished under the same path: YARN's private
+    cache (per node and user) serves every unchanged part from the first application's
+    copy, only the new parts are localized, and both versions run."""
+    import getpass
+    import os
+
+    venv, base = delta_venv
+    user = os.environ.get("C_PACK_USER") or getpass.getuser()
+    pkg = f"{hadoop_cluster.default_fs}/user/{user}/envs/delta.pex"
+    _install_leaf(venv, base, "1.0")
+    first = _delta_run(venv, base, driver_env, pkg)
+    _install_leaf(venv, base, "2.0")
+    second = _delta_run(venv, base, driver_env, pkg)
+    print(f"\n[yarn delta] publish v1 {first['published']:.1f}s, v2 {second['published']:.1f}s",
+          file=sys.stderr)
+    for run, version in ((first, "1.0"), (second, "2.0")):
+        assert run["ok"], run["logs"]
+        assert run["report"]["version"] == version, run["logs"]
+
+    # the manifests: one distribution changed, so few parts differ
+    new_parts = {path: sha for path, sha in second["parts"].items()
+                 if sha not in set(first["parts"].values())}
+    assert any(path.startswith(".deps/cpack_leaf-2.0-") for path in new_parts), new_parts
+    assert all(not path.startswith(".deps/") or "cpack_leaf" in path for path in new_parts)
+    assert len(new_parts) < len(second["parts"]) / 2, new_parts
+
+    # the node: unchanged parts are the very files localized for the first application
+    links1, links2 = first["report"]["links"], second["report"]["links"]
+    shared = {f"cpack-{sha[:32]}" for sha in second["parts"].values()
+              if sha in set(first["parts"].values())}
+    fresh = {f"cpack-{sha[:32]}" for sha in new_parts.values()}
+    assert shared and fresh and set(links2) == shared | fresh
+    for name in shared:
+        assert links2[name] == links1[name], name  # not localized again
+    for name in fresh:
+        assert links2[name] not in set(links1.values()), name
+        assert "/usercache/" in links2[name] and "/filecache/" in links2[name], links2[name]
+    # the per-user cache grew by the new parts only
+    added = set(second["report"]["filecache"]) - set(first["report"]["filecache"])
+    assert len(added) == len(fresh), (added, fresh)

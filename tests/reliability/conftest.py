@@ -145,3 +145,137 @@ def tmp_entries(directory: Path):
     if not Path(directory).is_dir():
         return []
     return sorted(p.name for p in Path(directory).iterdir() if TMP_MARKER in p.name)
+
+
+# -- the parts layout (C_PACK_LAYOUT=parts, the default of upload_env) -------------------
+
+PARTS_MAIN = "import toydep\nprint('hello from parts', toydep.VERSION)\n"
+_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+
+
+def _wheel(path: Path, module: str, source: str, payload_size: int = 0,
+           seed: bytes = b"") -> None:
+    """A deterministic zip (fixed dates, stored): the same arguments give the same bytes,
+    hence the same part, in every process."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(zipfile.ZipInfo(f"{module}.py", _ZIP_DATE), source)
+        if payload_size:
+            import random
+
+            rng = random.Random(seed or module.encode())
+            info = zipfile.ZipInfo(f"{module}_payload.bin", _ZIP_DATE)
+            with zf.open(info, "w", force_zip64=True) as out:
+                left = payload_size
+                while left > 0:
+                    n = min(8 << 20, left)
+                    out.write(rng.randbytes(n))
+                    left -= n
+
+
+def make_packed_dir(path: Path, deps: Optional[Dict[str, str]] = None,
+                    main: str = PARTS_MAIN, payload_size: int = 0,
+                    payload_seed: bytes = b"") -> Path:
+    """A runnable stand-in for pex's ``--layout packed`` directory: ``__main__.py`` (a
+    script run by this interpreter that puts ``.deps/*.whl`` on ``sys.path``), ``PEX-INFO``,
+    ``.bootstrap`` and one zip per "distribution" in ``.deps``.
+
+    ``deps`` maps a module name to its version (``{"toydep": "1"}`` by default); the
+    payload (random, reproducible from ``payload_seed``) goes into its own distribution
+    ``bigdep``, split over several parts when large.
+    """
+    import sys
+
+    path = Path(path)
+    deps = dict(deps or {"toydep": "1"})
+    (path / ".deps").mkdir(parents=True, exist_ok=True)
+    (path / "__main__.py").write_text(
+        f"#!{sys.executable}\n"
+        "import glob, os, sys\n"
+        "here = os.path.dirname(os.path.abspath(__file__))\n"
+        "sys.path[:0] = sorted(glob.glob(os.path.join(here, '.deps', '*.whl')))\n" + main)
+    os.chmod(path / "__main__.py", 0o755)
+    wheels = {}
+    for module, version in sorted(deps.items()):
+        name = f"{module}-{version}-py3-none-any.whl"
+        _wheel(path / ".deps" / name, module, f"VERSION = {version!r}\n")
+        wheels[name] = version
+    if payload_size:
+        chunk = max(1, payload_size // 4)
+        for i in range(4 if payload_size >= 4 else 1):
+            name = f"bigdep{i}-1-py3-none-any.whl"
+            _wheel(path / ".deps" / name, f"bigdep{i}", "", chunk, payload_seed + bytes([i]))
+            wheels[name] = "1"
+    (path / "PEX-INFO").write_text(json.dumps({"distributions": dict(sorted(wheels.items()))}))
+    (path / ".bootstrap").write_bytes(b"the pex runtime would be here\n")
+    return path
+
+
+def publish_parts(packed: Path, url: str, fs_args: Optional[dict] = None):
+    """Publish a packed directory as ``upload_env`` does (parts first, then the manifest)
+    and return its manifest. The directory is copied first, as a fresh build would be:
+    on a local store the pool's parts are hard links to the build's files."""
+    import shutil
+    import tempfile
+
+    from cluster_pack import parts, publish
+    from cluster_pack.builder import BuiltArtifact
+    from cluster_pack.progress import Reporter
+    from cluster_pack.store import Store
+
+    store, path = Store.for_url(url, fs_args)
+    name = path.rsplit("/", 1)[-1]
+    publish._workdir(store, path)  # as publish_env: creates the directory, sweeps it
+    with tempfile.TemporaryDirectory(prefix="cpack-test-build-") as tmp:
+        build = Path(tmp) / name
+        shutil.copytree(packed, build, symlinks=True)
+        listed = parts.list_parts(build, parts.HashCache(Path(tmp) / "hashes.json"))
+        part_list = [part for part, _ in listed]
+        requirements = sorted(json.loads((build / "PEX-INFO").read_text())["distributions"])
+        built = BuiltArtifact(build, False, sum(p.size for p in part_list),
+                              parts.tree_sha256(part_list), tuple(requirements), tuple(listed))
+        manifest = publish._manifest_for(built, name, requirements,
+                                         f"test:{built.sha256}", None, name.split(".pex")[0])
+        publish._write_parts(store, built, path, manifest, Reporter())
+    return manifest
+
+
+def check_published_parts(url: str, fs_args: Optional[dict] = None, content: bool = True):
+    """What a reader of ``url`` finds: ``(manifest or None, problems)``, where problems
+    names every part the manifest lists that is missing, of another size or (``content``)
+    another sha256 in the pool."""
+    import hashlib
+
+    from cluster_pack import parts
+    from cluster_pack.manifest import Manifest, manifest_path
+    from cluster_pack.store import Store
+
+    store, path = Store.for_url(url, fs_args)
+    raw = store.read_bytes(manifest_path(path), 1 << 24)
+    if raw is None:
+        return None, []
+    manifest = Manifest.from_json(raw, url)
+    present = {e["name"].rstrip("/").rsplit("/", 1)[-1]: e.get("size")
+               for e in store.ls(parts.pool_dir(path))}
+    problems = []
+    for part in {p.sha256: p for p in manifest.parts}.values():
+        if part.sha256 not in present:
+            problems.append(("missing", part.path, part.sha256[:12]))
+        elif present[part.sha256] != part.size:
+            problems.append(("size", part.path, present[part.sha256], part.size))
+        elif content:
+            digest = hashlib.sha256()
+            with store.fs.open(parts.part_url(path, part), "rb") as f:
+                for chunk in iter(lambda: f.read(8 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != part.sha256:
+                problems.append(("sha256", part.path, part.sha256[:12]))
+    return manifest, problems
+
+
+def pool_entries(url: str, fs_args: Optional[dict] = None) -> Dict[str, dict]:
+    """``{name: ls entry}`` of the pool next to ``url``."""
+    from cluster_pack import parts
+    from cluster_pack.store import Store
+
+    store, path = Store.for_url(url, fs_args)
+    return {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in store.ls(parts.pool_dir(path))}

@@ -143,3 +143,201 @@ def test_publishers_and_readers_on_hdfs(hadoop_env, hadoop_cluster, tmp_path, su
               or e["name"].endswith(".lock")]
     summary.add("leaked_temporaries", len(leaked))
     assert leaked == []
+
+
+# -- the parts layout ------------------------------------------------------------------------
+#
+# ``upload_env`` publishes content-addressed parts into a pool shared by every environment
+# of the directory, then the manifest. Publishers of the same environment, and of
+# environments sharing parts, race on the same pool entries. A reader must never find a
+# manifest naming a part that is missing, of another size or another content, and a part,
+# once visible, must never be rewritten (a job localizing it keeps reading the same bytes;
+# YARN refuses a resource whose timestamp changed since the submission).
+
+PARTS_PUBLISH = r"""
+import sys, time
+from pathlib import Path
+from tests.reliability.conftest import publish_parts
+src, url, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+while not go.exists():
+    time.sleep(0.002)
+for _ in range(rounds):
+    publish_parts(Path(src), url)
+"""
+
+PARTS_READER = r"""
+import json, sys, time
+from pathlib import Path
+from tests.reliability.conftest import check_published_parts, pool_entries
+targets, stop_after, go = sys.argv[1].split(","), float(sys.argv[2]), Path(sys.argv[3])
+stats = {"checks": 0, "problems": 0, "missing_manifest": 0, "rewritten": 0, "details": []}
+seen = {}
+while not go.exists():
+    time.sleep(0.002)
+deadline = time.monotonic() + stop_after
+while time.monotonic() < deadline:
+    for url in targets:
+        manifest, problems = check_published_parts(url)
+        if manifest is None:
+            stats["missing_manifest"] += 1
+            continue
+        stats["checks"] += 1
+        if problems:
+            stats["problems"] += len(problems)
+            stats["details"].append([url] + [list(p) for p in problems])
+    for name, entry in pool_entries(targets[0]).items():
+        if ".cpack-tmp-" in name:
+            continue
+        stamp = [entry.get("ino"), entry.get("mtime") or entry.get("modification_time")]
+        if seen.setdefault(name, stamp) != stamp:
+            stats["rewritten"] += 1
+            stats["details"].append(["rewritten", name[:12], seen[name], stamp])
+            seen[name] = stamp
+print(json.dumps(stats))
+"""
+
+
+def _run_parts_concurrently(jobs, targets, readers, duration, tmp_path, summary, env=None):
+    import pathlib
+
+    repo = str(pathlib.Path(__file__).resolve().parents[2])
+    go = tmp_path / "go"
+    full_env = {**os.environ, **(env or {})}
+    procs = [subprocess.Popen([sys.executable, "-c", PARTS_PUBLISH, *job, str(go)],
+                              stderr=subprocess.PIPE, text=True, cwd=repo, env=full_env)
+             for job in jobs]
+    rprocs = [subprocess.Popen([sys.executable, "-c", PARTS_READER, ",".join(targets),
+                                str(duration), str(go)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=repo, env=full_env)
+              for _ in range(readers)]
+    time.sleep(1.0)  # every publisher imported and waiting: they start together
+    go.write_text("go")
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        summary.add("runs")
+    totals = {"checks": 0, "problems": 0, "missing_manifest": 0, "rewritten": 0}
+    details = []
+    for proc in rprocs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        stats = json.loads(out.strip().splitlines()[-1])
+        details += stats.pop("details")
+        for k in totals:
+            totals[k] += stats[k]
+    summary.add("reader_checks", totals["checks"])
+    summary.add("artifacts_corrupted", totals["problems"] + totals["rewritten"])
+    return totals, details
+
+
+def _final_state_is_complete(targets, summary, fs_args=None):
+    from tests.reliability.conftest import check_published_parts
+
+    for url in targets:
+        manifest, problems = check_published_parts(url, fs_args)
+        summary.add("reader_checks")
+        assert manifest is not None and problems == [], (url, problems)
+
+
+def test_parts_publishers_sharing_a_pool_never_expose_a_missing_part(tmp_path, summary):
+    from tests.reliability.conftest import make_packed_dir
+
+    store = tmp_path / "store"
+    rounds = int(os.environ.get("CPACK_CONCURRENCY_ROUNDS", "3"))
+    payload = 4 << 20
+    same = make_packed_dir(tmp_path / "same" / "same.pex", payload_size=payload)
+    # two environments sharing their big parts, differing by one small distribution
+    env_a = make_packed_dir(tmp_path / "a" / "a.pex", {"toydep": "1"}, payload_size=payload)
+    env_b = make_packed_dir(tmp_path / "b" / "b.pex", {"toydep": "2"}, payload_size=payload)
+    targets = [str(store / "same.pex"), str(store / "a.pex"), str(store / "b.pex")]
+    jobs = [(str(same), targets[0], str(rounds)) for _ in range(6)]
+    jobs += [(str(env_a), targets[1], str(rounds)) for _ in range(3)]
+    jobs += [(str(env_b), targets[2], str(rounds)) for _ in range(3)]
+    t0 = time.monotonic()
+    totals, details = _run_parts_concurrently(jobs, targets, 3, 6.0, tmp_path, summary)
+    print(f"parts concurrency (local): {len(jobs)} publishers x {rounds} rounds, 3 readers, "
+          f"{time.monotonic() - t0:.1f}s: {totals}")
+    summary.figure("parts concurrency local (reader totals)", json.dumps(totals))
+    assert totals["problems"] == 0, details[:5]
+    assert totals["rewritten"] == 0, details[:5]
+    assert totals["checks"] > 0
+    _final_state_is_complete(targets, summary)
+    from cluster_pack import parts
+
+    pool = store / parts.POOL_DIR
+    leaked = tmp_entries(store) + tmp_entries(pool)
+    summary.add("leaked_temporaries", len(leaked))
+    assert leaked == []
+
+
+@pytest.mark.hdfs
+def test_parts_publishers_and_readers_on_hdfs(hadoop_env, hadoop_cluster, tmp_path, summary):
+    from tests.reliability.conftest import make_packed_dir
+
+    base = f"{hadoop_cluster.default_fs}/tmp/cpack-rel-parts-conc-{os.getpid()}"
+    payload = 2 << 20
+    env_a = make_packed_dir(tmp_path / "a" / "a.pex", {"toydep": "1"}, payload_size=payload)
+    env_b = make_packed_dir(tmp_path / "b" / "b.pex", {"toydep": "2"}, payload_size=payload)
+    targets = [f"{base}/a.pex", f"{base}/b.pex"]
+    jobs = [(str(env_a), targets[0], "1"), (str(env_a), targets[0], "1"),
+            (str(env_b), targets[1], "1"), (str(env_b), targets[1], "1")]
+    cache = tmp_path / "cache"  # remote publishes stage in the local cache's build dir
+    totals, details = _run_parts_concurrently(jobs, targets, 2, 10.0, tmp_path, summary,
+                                              env={"C_PACK_CACHE_DIR": str(cache)})
+    print(f"parts concurrency (hdfs): {len(jobs)} publishers, 2 readers: {totals}")
+    summary.figure("parts concurrency hdfs (reader totals)", json.dumps(totals))
+    assert totals["problems"] == 0, details[:5]
+    assert totals["rewritten"] == 0, details[:5]
+    _final_state_is_complete(targets, summary)
+    from cluster_pack import parts
+    from cluster_pack.store import TMP_MARKER, Store
+
+    store, path = Store.for_url(base)
+    leaked = [e["name"] for e in store.ls(path) + store.ls(f"{path}/{parts.POOL_DIR}")
+              if TMP_MARKER in e["name"] or e["name"].endswith(".lock")]
+    summary.add("leaked_temporaries", len(leaked))
+    assert leaked == []
+
+
+def _stamps(url):
+    from tests.reliability.conftest import pool_entries
+
+    return {name: (e.get("ino"), e.get("mtime") or e.get("modification_time"), e.get("size"))
+            for name, e in pool_entries(url).items()}
+
+
+@pytest.mark.parametrize("where", ["local", pytest.param("hdfs", marks=pytest.mark.hdfs)])
+def test_a_part_published_meanwhile_is_never_rewritten(where, tmp_path, request, summary,
+                                                       monkeypatch):
+    """The race of two publishers sharing a part, made deterministic: B lists the pool
+    (part absent), A publishes it, then B publishes: B must leave A's part as it is (same
+    file, same timestamp), since YARN refuses a resource whose timestamp changed after
+    the submission of a job that uses it."""
+    from cluster_pack import parts
+    from tests.reliability.conftest import make_packed_dir, publish_parts
+
+    if where == "hdfs":
+        cluster = request.getfixturevalue("hadoop_cluster")
+        for key, value in cluster.env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("C_PACK_CACHE_DIR", str(tmp_path / "cache"))
+        base = f"{cluster.default_fs}/tmp/cpack-rel-parts-never-{os.getpid()}"
+    else:
+        base = str(tmp_path / "store")
+    env_a = make_packed_dir(tmp_path / "a" / "a.pex", {"toydep": "1"}, payload_size=1 << 20)
+    env_b = make_packed_dir(tmp_path / "b" / "b.pex", {"toydep": "2"}, payload_size=1 << 20)
+    publish_parts(env_a, f"{base}/a.pex")
+    before = _stamps(f"{base}/a.pex")
+    time.sleep(1.1)  # any rewrite now shows in the timestamps (1 s or 1 ms resolution)
+    # B's listing was made before A published: every part looks missing to it
+    monkeypatch.setattr(parts, "missing", lambda store, path, wanted: list(
+        {p.sha256: p for p in wanted}.values()))
+    summary.add("faults_injected")
+    manifest_b = publish_parts(env_b, f"{base}/b.pex")
+    after = _stamps(f"{base}/b.pex")
+    summary.add("runs")
+    rewritten = {name: (before[name], after[name]) for name in before
+                 if after.get(name) != before[name]}
+    summary.add("artifacts_corrupted", len(rewritten))
+    assert rewritten == {}, rewritten
+    assert {p.sha256 for p in manifest_b.parts} <= set(after)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -404,3 +405,172 @@ def test_disk_full_during_build_of_a_real_venv(small_tmpfs, packed_venv, summary
     leaked = tmp_entries(envs) if envs.exists() else []
     summary.add("leaked_temporaries", len(leaked))
     assert leaked == [], leaked
+
+
+# -- the parts layout: a publisher killed while it writes parts ------------------------------
+#
+# Each run publishes a NEW version (its big distributions differ from every earlier one, so
+# there is always something to upload), kills the publisher at a random point, then checks
+# what a reader sees: the manifest is the previous version or the new one, every part it
+# names is in the pool, complete, with the content its name says; no pool entry under a
+# part's name is partial (temporaries have hidden names). Leftovers are backdated past the
+# staleness thresholds and the same version is published again: it completes, repairs
+# what the dead publisher left half done and sweeps its temporaries.
+
+PARTS_PUBLISHER = r"""
+import sys, time
+from pathlib import Path
+from tests.reliability.conftest import publish_parts
+print("ready", flush=True)
+sys.stdin.readline()
+t0 = time.monotonic()
+publish_parts(Path(sys.argv[1]), sys.argv[2])
+print("done %.3f" % (time.monotonic() - t0), flush=True)
+"""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class _PartsTarget:
+    """The env directory, its pool, and what a dead publisher leaves in them."""
+
+    def __init__(self, url: str):
+        from cluster_pack import parts
+
+        self.url = url
+        self.store, self.path = Store.for_url(url)
+        self.directory = self.path.rsplit("/", 1)[0]
+        self.pool = parts.pool_dir(self.path)
+        self.verified = {}  # pool entry -> size, hashed once
+
+    def entries(self):
+        return self.store.ls(self.directory) + self.store.ls(self.pool)
+
+    def temporaries(self):
+        return sorted(e["name"] for e in self.entries() if TMP_MARKER in e["name"])
+
+    def backdate_leftovers(self) -> int:
+        names = self.temporaries()
+        lock = f"{self.path}.lock"
+        if not self.store.is_local and self.store.fs.exists(lock):
+            names.append(lock)  # the dead publisher's HDFS lock
+        old = time.time() - max(STALE_TMP_SECONDS, storage_backends.LOCK_STALE_SECONDS) - 120
+        for name in names:
+            if self.store.is_local:
+                os.utime(name, (old, old))
+            else:
+                self.store.fs.client.set_times(self.store.fs._strip_protocol(name),
+                                               int(old * 1000), int(old * 1000))
+        return len(names)
+
+    def half_parts(self):
+        """Pool entries under a part's name whose content is not that part."""
+        bad = []
+        for entry in self.store.ls(self.pool):
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            if TMP_MARKER in name or self.verified.get(name) == entry.get("size"):
+                continue
+            h = hashlib.sha256()
+            with self.store.fs.open(entry["name"], "rb") as f:
+                for chunk in iter(lambda: f.read(8 << 20), b""):
+                    h.update(chunk)
+            if h.hexdigest() != name:
+                bad.append((name[:12], entry.get("size")))
+            else:
+                self.verified[name] = entry.get("size")
+        return bad
+
+
+def _start_parts(source: Path, url: str, env):
+    proc = subprocess.Popen([sys.executable, "-c", PARTS_PUBLISHER, str(source), url],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+    line = proc.stdout.readline().strip()
+    assert line == "ready", proc.stderr.read()
+    return proc
+
+
+def _parts_kill_loop(url, tmp_path, summary, runs, megabytes, env, label):
+    from tests.reliability.conftest import check_published_parts, make_packed_dir
+
+    target = _PartsTarget(url)
+    builds = tmp_path / "builds"  # the publishers' temporary build copies (TMPDIR)
+    builds.mkdir()
+    env = {**os.environ, **env, "TMPDIR": str(builds)}
+
+    def version(i):
+        return make_packed_dir(tmp_path / f"v{i}" / "k.pex", {"toydep": str(i)},
+                               payload_size=megabytes << 20, payload_seed=f"v{i}".encode())
+
+    def publish_whole(source):
+        proc = _start_parts(source, url, env)
+        out, err = proc.communicate("go\n", timeout=600)
+        assert proc.returncode == 0, err
+        return float(out.split()[-1])
+
+    full = publish_whole(version(0))  # calibrates a whole publish (every part new)
+    summary.add("runs")
+    known = {check_published_parts(url)[0].sha256: 0}
+    outcomes = {"killed": 0, "completed": 0, "old": 0, "new": 0, "left_temporaries": 0}
+    rng = random.Random(int(os.environ.get("CPACK_FAULT_SEED", "0")) or None)
+    for run in range(1, runs + 1):
+        source = version(run)
+        proc = _start_parts(source, url, env)
+        delay = rng.uniform(0, full * 1.15)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        summary.add("faults_injected")
+        summary.add("runs")
+        outcomes["completed" if "done" in proc.stdout.read() else "killed"] += 1
+
+        manifest, problems = check_published_parts(url)
+        half = target.half_parts()
+        summary.add("reader_checks")
+        if problems or half or manifest is None:
+            summary.add("artifacts_corrupted")
+            pytest.fail(f"{label} run {run}: killed after {delay:.3f}s of {full:.2f}s: "
+                        f"manifest names broken parts {problems}, half parts {half}")
+        if manifest.sha256 not in known:
+            known[manifest.sha256] = run
+        outcomes["new" if known[manifest.sha256] == run else "old"] += 1
+        if target.temporaries():
+            outcomes["left_temporaries"] += 1
+
+        left = target.backdate_leftovers()
+        publish_whole(source)  # the next publish completes and repairs
+        summary.add("runs")
+        if left:
+            summary.add("stale_temporaries_swept", left)
+        manifest, problems = check_published_parts(url)
+        known.setdefault(manifest.sha256, run)
+        summary.add("reader_checks")
+        if problems or known[manifest.sha256] != run or target.half_parts():
+            summary.add("artifacts_corrupted")
+            pytest.fail(f"{label} run {run}: the publish after the kill left manifest of "
+                        f"run {known[manifest.sha256]}, problems {problems}")
+        leaked = target.temporaries()
+        if leaked:
+            summary.add("leaked_temporaries", len(leaked))
+            pytest.fail(f"{label} run {run}: temporaries survived the next publish "
+                        f"although older than the threshold: {leaked}")
+        shutil.rmtree(tmp_path / f"v{run}")
+    # every killed publisher's build copy is in TMPDIR (a real build: the cache's build
+    # dir, swept by the next publish once stale)
+    shutil.rmtree(builds, ignore_errors=True)
+    print(f"{label} parts kill loop: {runs} runs, whole publish {full:.2f}s, {outcomes}")
+    summary.figure(f"{label} parts kill loop outcomes", json.dumps(outcomes))
+
+
+def test_parts_kill_loop_local_store(tmp_path, summary):
+    _parts_kill_loop(str(tmp_path / "store" / "k.pex"), tmp_path, summary, fault_runs(6),
+                     ARTIFACT_MB, {}, "local")
+
+
+@pytest.mark.hdfs
+def test_parts_kill_loop_hdfs(hadoop_env, hdfs_base, summary, tmp_path, monkeypatch):
+    monkeypatch.setenv("C_PACK_CACHE_DIR", str(tmp_path / "cache"))
+    _parts_kill_loop(f"{hdfs_base}/k.pex", tmp_path, summary, fault_runs(6),
+                     min(ARTIFACT_MB, 32), {"C_PACK_CACHE_DIR": str(tmp_path / "cache")}, "hdfs")

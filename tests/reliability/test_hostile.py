@@ -13,7 +13,8 @@ import pytest
 
 from cluster_pack import editables, launch, publish, runner
 from cluster_pack.errors import ClusterPackError
-from tests.reliability.conftest import make_pex, tmp_entries
+from tests.reliability.conftest import (make_packed_dir, make_pex, publish_parts,
+                                        tmp_entries)
 
 HOSTILE_VALUES = [
     "$HOME", "${PATH}", "`touch pwned_backtick`", "$(touch pwned_subshell)",
@@ -65,6 +66,107 @@ def test_args_and_env_arrive_unchanged_through_the_yarn_container_script(tmp_pat
                           text=True)
     _check_echo(proc, workdir, summary)
     summary.add("runs")
+
+
+ODD_NAME = "odd 'name\" $x;`id` ü.pex"  # an environment name is part of the script
+
+
+@pytest.mark.parametrize("through", ["runner", "yarn"])
+def test_parts_env_with_an_odd_name_and_hostile_args_runs_unchanged(tmp_path, through,
+                                                                    summary):
+    """The parts layout: the assembly lines (directories, links, copies) and the run
+    command quote the environment's name; args and env arrive unchanged."""
+    url = str(tmp_path / "store" / ODD_NAME)
+    publish_parts(make_packed_dir(tmp_path / "src" / ODD_NAME, main=ECHO_MAIN), url)
+    spec = launch.build_launch_spec(
+        HOSTILE_VALUES, package_path=url, include_editables=False,
+        env_vars={f"HOSTILE_{i}": v for i, v in enumerate(HOSTILE_VALUES)})
+    assert spec.setup and spec.argv[0] == f"./{ODD_NAME}/__main__.py"
+    workdir = tmp_path / "container"
+    if through == "runner":
+        result = runner.run(spec, workdir=workdir, node_dir=tmp_path / "node")
+    else:
+        pytest.importorskip("skein")
+        from cluster_pack import yarn
+
+        workdir.mkdir()
+        for resource in spec.resources:  # what YARN's localization does
+            os.symlink(runner.localize(resource, tmp_path / "node"), workdir / resource.name)
+        result = subprocess.run(["bash", "-c", yarn.container_script(spec)], cwd=workdir,
+                                env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+                                capture_output=True, text=True)
+    _check_echo(result, workdir, summary)
+    assert (workdir / ODD_NAME / "PEX-INFO").is_file()
+    assert [p.name for p in workdir.iterdir() if ".cpack-tmp-" in p.name] == []
+    summary.add("runs")
+
+
+def _hostile_parts_manifest(tmp_path, field, value):
+    """A parts manifest with one hostile field, whose own sha256 is recomputed (so only
+    the check of that field can refuse it)."""
+    from cluster_pack import parts as parts_module
+
+    url = str(tmp_path / "store" / "evil.pex")
+    publish_parts(make_packed_dir(tmp_path / "src" / "evil.pex"), url)
+    mpath = Path(url).with_suffix(".json")
+    data = json.loads(mpath.read_text())
+    victim = next(p for p in data["parts"] if p["path"].endswith(".whl"))
+    victim[field] = value
+    try:
+        data["sha256"] = parts_module.tree_sha256(
+            [parts_module.Part(str(p["path"]), str(p["sha256"]), p["size"],
+                               bool(p.get("executable"))) for p in data["parts"]])
+    except TypeError:
+        pass
+    mpath.write_text(json.dumps(data))
+    return url, mpath
+
+
+HOSTILE_PART_FIELDS = [
+    ("path", v) for v in ("../escape.whl", "../../../../tmp/escape", "/etc/passwd",
+                          ".deps/../../escape", "./PEX-INFO", ".deps/./x.whl", "..", "",
+                          ".deps//x.whl", ".deps/x.whl/", "$(touch pwned_subshell)",
+                          "`touch pwned_backtick`", "a;touch pwned_semicolon", "x\ny",
+                          "sp ace.whl", "q'uote.whl", "d\"q.whl", "star*.whl",
+                          "C:\\x.whl", "ü.whl")
+] + [
+    ("sha256", v) for v in ("../../../etc/passwd", "A" * 64, "g" * 64, "a" * 63,
+                            "a" * 64 + "/x", "$(touch pwned)" + "a" * 50, "")
+] + [("size", v) for v in (-1, "12", 1.5, None)]
+
+
+@pytest.mark.parametrize("field,value", HOSTILE_PART_FIELDS)
+def test_hostile_parts_manifest_is_refused(tmp_path, field, value, summary):
+    from cluster_pack.errors import IntegrityError
+    from cluster_pack.manifest import Manifest
+    from cluster_pack.store import Store
+
+    url, mpath = _hostile_parts_manifest(tmp_path, field, value)
+    summary.add("hostile_inputs")
+    with pytest.raises(IntegrityError) as err:
+        Manifest.from_json(mpath.read_bytes(), str(mpath))
+    assert str(mpath) in str(err.value)
+    store, path = Store.for_url(url)
+    assert publish.read_manifest(store, path) is None  # a publisher ignores it (rebuilds)
+    # a launcher refuses it, naming it: no resource, no script, nothing run
+    with pytest.raises(IntegrityError) as err:
+        launch.build_launch_spec([], package_path=url, include_editables=False)
+    assert str(mpath) in str(err.value)
+    assert not list(tmp_path.rglob("pwned*")) and not list(Path.cwd().glob("pwned*"))
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "escape.whl").exists()
+
+
+def test_parts_manifest_without_pex_info_is_refused(tmp_path, summary):
+    from cluster_pack.errors import IntegrityError
+    from cluster_pack.manifest import Manifest
+
+    url, mpath = _hostile_parts_manifest(tmp_path, "path", "PEX-INFO")  # now twice...
+    data = json.loads(mpath.read_text())
+    data["parts"] = [p for p in data["parts"] if p["path"] != "PEX-INFO"]
+    mpath.write_text(json.dumps(data))
+    summary.add("hostile_inputs")
+    with pytest.raises(IntegrityError, match="PEX-INFO"):
+        Manifest.from_json(mpath.read_bytes(), str(mpath))
 
 
 def test_invalid_env_names_refused(summary):

@@ -1,4 +1,5 @@
-"""An environment over 4 GiB and 65,535 files packs, publishes and runs with no flag.
+"""An environment over 4 GiB and 65,535 files packs, publishes and runs with no flag,
+as parts (the default layout) and as a ``.pex.zip`` (``C_PACK_LAYOUT=pex``).
 
 By default (CI) a rehearsal runs: 100 MB of data but 70,000 files, which alone needs the
 unzipped layout. The full size writes ~25 GB: opt in with ``CPACK_LARGE_TESTS=1``.
@@ -55,30 +56,51 @@ def _install_big_distribution(site, total_bytes, small_files):
     (dist_info / "RECORD").write_text("\n".join(lines) + "\n")
 
 
+PUBLISH = ("import json; from cluster_pack import publish\n"
+           "r = publish.publish_env(package_path=%r)\n"
+           "print(json.dumps(r.path))")
+CHECK = ("import bigdata, os; print(len(os.listdir(os.path.join(bigdata.HERE, 'many'))),"
+         " sum(os.path.getsize(os.path.join(bigdata.HERE, 'blobs', f))"
+         " for f in os.listdir(os.path.join(bigdata.HERE, 'blobs'))))")
+
+
 def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, summary):
+    """Both layouts, from one venv: the default (content-addressed parts of pex's packed
+    layout: one zip per distribution, no size limit) needs no flag at all; with
+    ``C_PACK_LAYOUT=pex`` the unzipped ``.pex.zip`` layout is chosen automatically."""
     venv = build_venv(tmp_path / "venv", ["six"], editables=[REPO])
     _install_big_distribution(_site(venv), TOTAL, 70_000)
     test_venv = TestVenv(venv, tmp_path)
     store = tmp_path / "cache"
     store.mkdir()
-    path = test_venv.json(
-        "import json; from cluster_pack import publish\n"
-        "r = publish.publish_env(package_path=%r)\n"
-        "print(json.dumps(r.path))" % str(store / "big.pex"), store,
-        env={"PEX_ROOT": str(tmp_path / "pex_root")})  # pex's build cache, removed with tmp
-    assert path.endswith(".pex.zip")  # chosen automatically: a zipapp could not run
-    manifest = json.loads((store / "big.pex.json").read_text())
+    pex_root = {"PEX_ROOT": str(tmp_path / "pex_root")}  # pex's build cache, removed with tmp
+
+    parts_path = test_venv.json(PUBLISH % str(store / "parts" / "big.pex"), store,
+                                env=pex_root)
+    assert parts_path == str(store / "parts" / "big.pex")  # the default layout, no flag
+    assert not os.path.exists(parts_path)  # nothing at the path: a manifest and a pool
+    parts_manifest = json.loads((store / "parts" / "big.json").read_text())
+    assert parts_manifest["layout"] == "parts" and not parts_manifest["run"]["must_unpack"]
+    assert parts_manifest["size"] > min(TOTAL, 4 * GIB)
+    big = [p for p in parts_manifest["parts"] if p["path"].startswith(".deps/bigdata-")]
+    assert len(big) == 1 and big[0]["size"] > TOTAL  # one part per distribution
+
+    zip_path = test_venv.json(PUBLISH % str(store / "pex" / "big.pex"), store,
+                              env={**pex_root, "C_PACK_LAYOUT": "pex"})
+    assert zip_path.endswith(".pex.zip")  # chosen automatically: a zipapp could not run
+    manifest = json.loads((store / "pex" / "big.pex.json").read_text())
     assert manifest["size"] > min(TOTAL, 4 * GIB) and manifest["run"]["must_unpack"]
+
     shutil.rmtree(tmp_path / "venv" / "lib")  # the node must not need the packing venv
     from cluster_pack import launch, runner
 
-    spec = launch.build_launch_spec(
-        ["-c", "import bigdata, os; print(len(os.listdir(os.path.join(bigdata.HERE, 'many'))),"
-               " sum(os.path.getsize(os.path.join(bigdata.HERE, 'blobs', f))"
-               " for f in os.listdir(os.path.join(bigdata.HERE, 'blobs'))))"],
-        package_path=path, include_editables=False)
-    run = runner.run(spec, node_dir=tmp_path / "node")
-    assert run.returncode == 0, run.stderr[-3000:]
-    files, size = map(int, run.stdout.split())
-    assert files == 70_000 and size == TOTAL
-    summary.figure("large environment", f"{manifest['size'] / GIB:.2f} GiB, >70,000 files: ran")
+    for label, path in (("parts", parts_path), ("pex.zip", zip_path)):
+        spec = launch.build_launch_spec(["-c", CHECK], package_path=path,
+                                        include_editables=False)
+        run = runner.run(spec, node_dir=tmp_path / f"node-{label}")
+        assert run.returncode == 0, (label, run.stderr[-3000:])
+        files, size = map(int, run.stdout.split())
+        assert (files, size) == (70_000, TOTAL), label
+    summary.figure("large environment",
+                   f"{manifest['size'] / GIB:.2f} GiB, >70,000 files: ran as parts and as "
+                   f".pex.zip")

@@ -72,7 +72,8 @@ def test_planted_secret_in_logs_errors_manifests(planted, s3_server, tmp_path, c
     spec = launch.build_launch_spec([], package_path=url, include_editables=False,
                                     fs_args=planted)
     _scan("the launch script", spec.shell_script(), summary)
-    _scan("spark_submit_args", " ".join(spark_conf.spark_submit_args(url, master="yarn")),
+    _scan("spark_submit_args", " ".join(spark_conf.spark_submit_args(url, master="yarn",
+                                                                      fs_args=planted)),
           summary)
     skein = pytest.importorskip("skein")
     from cluster_pack import yarn

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import skein
@@ -153,3 +154,103 @@ def test_execute_fun_module_is_still_runnable(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "from _execute_fun" in out.stdout
+
+
+# -- the parts layout (upload_env's default) ---------------------------------------------
+
+def _parts_manifest(name="e.pex"):
+    from cluster_pack import parts
+    from cluster_pack.manifest import Manifest, RunInfo
+
+    part_list = [parts.Part("PEX-INFO", "a" * 64, 10), parts.Part("__main__.py", "b" * 64, 20, True),
+                 parts.Part(".deps/six-1.17.0-py2.py3-none-any.whl", "c" * 64, 30),
+                 parts.Part(".deps/copy-of-six.whl", "c" * 64, 30)]  # same bytes twice
+    return Manifest(fingerprint="f", artifact_name=name, size=90,
+                    sha256=parts.tree_sha256(part_list), package_installed=[], platform="",
+                    python_version="3.11", run=RunInfo(name, f"./{name}/__main__.py", False),
+                    layout="parts", parts=part_list)
+
+
+@pytest.mark.parametrize("url,hadoop", [
+    ("hdfs://nn:8020/user/me/envs/e.pex", "hdfs://nn:8020/user/me/envs"),
+    ("s3://bucket/envs/e.pex", "s3a://bucket/envs"),
+])
+def test_parts_are_private_files_named_by_content(url, hadoop):
+    spec = launch.module_launch_spec("m", package_path=url, manifest=_parts_manifest())
+    files = yarn.files_of(spec)
+    # one resource per distinct part (the same bytes twice are localized once)
+    assert sorted(files) == [f"cpack-{c * 32}" for c in "abc"]
+    for name, f in files.items():
+        assert str(f.type) == "FILE"
+        # immutable and named by content: YARN's cache keeps them per node and user, for
+        # every application and every version sharing them
+        assert str(f.visibility) == "PRIVATE"
+        assert f.source == f"{hadoop}/.cluster-pack-parts/{name[len('cpack-'):] * 2}"
+    script = yarn.container_script(spec)
+    assert script.index("ln -s ../../cpack-" + "c" * 32) < script.index("./e.pex/__main__.py -m m")
+    assert 'export C_PACK_LOCAL_ARTIFACT="$PWD"/e.pex' in script
+
+
+@pytest.fixture
+def parts_artifact(tmp_path, monkeypatch):
+    """A parts environment published to a local store whose ``__main__.py`` runs this
+    interpreter (stands for the packed environment), with the real manifest reader."""
+    from cluster_pack import publish
+    from cluster_pack.store import Store
+    from tests.reliability.conftest import make_packed_dir, publish_parts
+
+    main = "os.execv(sys.executable, [sys.executable] + sys.argv[1:])\n"
+    url = str(tmp_path / "published" / "env.pex")
+    publish_parts(make_packed_dir(tmp_path / "src" / "env.pex", main=main), url)
+    monkeypatch.setattr(launch, "_read_manifest",
+                        lambda path, fs_args: publish.read_manifest(*Store.for_url(path)))
+    return url
+
+
+def test_function_runs_from_parts_with_process_logs(parts_artifact, container, tmp_path):
+    def add(a, b):
+        import os
+        print("LOCAL", os.environ["C_PACK_LOCAL_ARTIFACT"], os.path.isdir(
+            os.environ["C_PACK_LOCAL_ARTIFACT"]), flush=True)
+        return {"sum": a + b}
+
+    def check(path):
+        print("PROCESSED", "add returned" in open(path).read(), flush=True)
+
+    config = scb.build_with_func(add, [2, 3], package_path=parts_artifact, process_logs=check,
+                                 tmp_dir=str(tmp_path))
+    assert all(str(f.visibility) == "APPLICATION" for f in config.files.values())  # local
+    out = container(config.script, config.files)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "add returned {'sum': 5}" in out.stdout + out.stderr
+    assert "PROCESSED True" in out.stdout
+    assert "/env.pex True" in out.stdout  # C_PACK_LOCAL_ARTIFACT: the assembled directory
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_damaged_pool_is_refused_before_submitting(parts_artifact, damage):
+    """YARN checks a resource's timestamp, not its content: a part missing from the pool
+    or of another size than the manifest says is refused before the submission."""
+    from cluster_pack import parts
+    from cluster_pack.dask import yarn_application_spec
+    from cluster_pack.errors import IntegrityError
+
+    spec = launch.module_launch_spec("m", package_path=parts_artifact, include_editables=False)
+    victim = next(p for p in spec.manifest.parts if p.path.endswith(".whl"))
+    pool_file = parts.part_url(parts_artifact, victim)
+    data = Path(pool_file).read_bytes()
+    Path(pool_file).unlink()  # a hard link to the build's file: never damage that one
+    if damage == "truncated":
+        Path(pool_file).write_bytes(data[:-10])
+    for submit in (lambda: yarn.application_spec(spec),
+                   lambda: yarn_application_spec(parts_artifact, include_editables=False)):
+        with pytest.raises(IntegrityError) as err:
+            submit()
+        assert victim.path in str(err.value) and pool_file in str(err.value)
+
+
+def test_an_unreachable_pool_is_left_to_yarn(caplog):
+    spec = launch.module_launch_spec("m", package_path="hdfs://127.0.0.1:1/user/me/envs/e.pex",
+                                     manifest=_parts_manifest())
+    yarn.check_parts(spec)  # a warning, no exception: YARN reports what it cannot read
+    assert "cannot list the parts" in caplog.text

@@ -33,6 +33,11 @@ def probe(index, iterator):
         "pyspark": pyspark.__file__,
         "pex_root": os.environ.get("PEX_ROOT"),
         "cwd": os.getcwd(),
+        # what the pex runtime ran: <cwd>/<name>.pex, a file (single-file layout) or the
+        # packed directory the launcher assembled from the parts (symlinks into the cwd)
+        "pex": os.environ.get("PEX"),
+        "pex_is_dir": os.path.isdir(os.environ.get("PEX") or ""),
+        "bootstrap_link": os.path.realpath(os.path.join(os.environ.get("PEX") or "", ".bootstrap")),
     }
 
 

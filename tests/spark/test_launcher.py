@@ -101,3 +101,101 @@ def test_launcher_name_is_content_addressed(tmp_path):
     b = spark_conf.write_launcher("pyenv/__main__.py", tmp_path)
     assert a != b and a == spark_conf.write_launcher("./a.pex", tmp_path)
     assert "pyenv/__main__.py" in b.read_text()
+
+
+# -- the parts layout: the launcher assembles the packed pex from the shipped parts ----------
+
+@pytest.fixture(scope="module")
+def parts_env(tmp_path_factory):
+    """A tiny venv-mode pex in the packed layout, published as parts to a local pool."""
+    if not PEX:
+        pytest.skip("pex is not installed next to this interpreter")
+    from cluster_pack import parts
+    from cluster_pack.manifest import Manifest, run_info_for
+
+    base = tmp_path_factory.mktemp("parts")
+    packed = base / "build" / "env.pex"
+    subprocess.run([PEX, "--venv", "--no-emit-warnings", "--layout", "packed", "-o", str(packed)],
+                   check=True, timeout=300,
+                   env={**os.environ, "PEX_ROOT": str(base / "build_root")})
+    listed = parts.list_parts(packed, parts.HashCache(base / "hashes.json"))
+    pool = base / "envs" / parts.POOL_DIR
+    pool.mkdir(parents=True)
+    for part, path in listed:
+        shutil.copy(path, pool / part.sha256)
+    found = [part for part, _ in listed]
+    manifest = Manifest("fp", "env.pex", sum(p.size for p in found), parts.tree_sha256(found),
+                        [], "any", "3", run_info_for("env.pex", "parts"), layout="parts",
+                        parts=found)
+    return str(base / "envs" / "env.pex"), manifest
+
+
+def _stage(conf, key, work):
+    """What Spark does on an executor: every file of ``key`` lands in the working directory,
+    under its ``#name`` (spark.yarn.dist.files) or the last component of its URL."""
+    work.mkdir()
+    for url in conf[key].split(","):
+        source, _, name = url.partition("#")
+        shutil.copy(source, work / (name or os.path.basename(source)))
+    return f"./{conf['spark.pyspark.python'].rsplit('/', 1)[-1]}"
+
+
+PARTS_CODE = ("import os, sys, fake_pyspark; print(fake_pyspark.VALUE); print(sys.prefix); "
+              "print(os.environ['PEX'])")
+
+
+@pytest.mark.parametrize("master,key", [("yarn", "spark.yarn.dist.files"),
+                                        ("local-cluster[2,1,1024]", "spark.files")])
+def test_parts_are_assembled_in_the_working_dir_and_run(tmp_path, parts_env, master, key):
+    package_path, manifest = parts_env
+    spec = spark_conf.spark_launch_spec(package_path, manifest=manifest)
+    conf = spark_conf.spark_conf(spec, master=master, launcher_dir=tmp_path)
+    work = tmp_path / "executor"
+    launcher = _stage(conf, key, work)
+    assert not (work / "env.pex").exists()
+    spark_lib = tmp_path / "spark_lib"
+    spark_lib.mkdir()
+    (spark_lib / "fake_pyspark.py").write_text("VALUE = 'from PYTHONPATH'\n")
+    out = _run(work, launcher, {"PYTHONPATH": str(spark_lib)}, PARTS_CODE)
+    assert out.returncode == 0, out.stderr
+    value, prefix, pex = out.stdout.splitlines()
+    assert value == "from PYTHONPATH"
+    assert os.path.realpath(prefix).startswith(os.path.realpath(work / ".pex"))
+    assert pex == str(work / "env.pex")  # the pex runtime ran the assembled directory
+    assert (work / "env.pex" / "PEX-INFO").is_file()
+    assert os.path.islink(work / "env.pex" / ".bootstrap")
+    # again: nothing re-assembled
+    before = os.stat(work / "env.pex").st_ino
+    again = _run(work, launcher, {"PYTHONPATH": str(spark_lib)}, PARTS_CODE)
+    assert again.returncode == 0, again.stderr
+    assert os.stat(work / "env.pex").st_ino == before
+
+
+def test_concurrent_workers_assemble_the_parts_once(tmp_path, parts_env):
+    package_path, manifest = parts_env
+    conf = spark_conf.spark_conf(spark_conf.spark_launch_spec(package_path, manifest=manifest),
+                                 master="local-cluster[2,1,1024]", launcher_dir=tmp_path)
+    work = tmp_path / "executor"
+    launcher = _stage(conf, "spark.files", work)
+    env = {"PATH": os.environ["PATH"], "HOME": str(work)}
+    procs = [subprocess.Popen([launcher, "-c", "import os; print(os.environ['PEX'])"], cwd=work,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    assert all(rc == 0 for _, _, rc in results), [err for _, err, _ in results]
+    assert {out.strip() for out, _, _ in results} == {str(work / "env.pex")}
+    assert not [p for p in os.listdir(work) if ".cpack-tmp-" in p]
+
+
+def test_a_missing_part_is_named_and_nothing_is_assembled(tmp_path, parts_env):
+    package_path, manifest = parts_env
+    conf = spark_conf.spark_conf(spark_conf.spark_launch_spec(package_path, manifest=manifest),
+                                 master="local-cluster[2,1,1024]", launcher_dir=tmp_path)
+    work = tmp_path / "executor"
+    launcher = _stage(conf, "spark.files", work)
+    lost = next(p for p in manifest.parts if p.path.startswith(".deps/") or p.path == ".bootstrap")
+    os.unlink(work / lost.sha256)
+    out = _run(work, launcher, {}, "print(1)")
+    assert out.returncode == 1
+    assert "missing" in out.stderr and lost.sha256 in out.stderr
+    assert not (work / "env.pex").exists()

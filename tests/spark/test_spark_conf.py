@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -13,6 +14,13 @@ import pytest
 
 from cluster_pack import spark_conf
 from cluster_pack.launch import Resource
+from cluster_pack.manifest import Manifest, run_info_for
+from cluster_pack.parts import Part, tree_sha256
+
+# manifests the (fake) storage holds, by the URL spark_conf reads them for
+MANIFESTS = {}
+READS = []
+REAL_READ = spark_conf.read_env_manifest
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +29,35 @@ def _cache(tmp_path, monkeypatch):
     for var in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "MASTER", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(var, raising=False)
+    MANIFESTS.clear()
+    READS.clear()
+
+    def fake_read(package_path, fs_args=None):
+        READS.append((package_path, fs_args))
+        return MANIFESTS.get(package_path)
+
+    # no HDFS/S3 here: hdfs:// and s3:// manifests come from MANIFESTS (none: a single file)
+    monkeypatch.setattr(spark_conf, "read_env_manifest", fake_read)
+
+
+def _sha(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+PARTS = [Part("PEX-INFO", _sha("info"), 10), Part("__main__.py", _sha("main"), 20, True),
+         Part(".bootstrap", _sha("boot"), 30), Part(".deps/six-1.17.0-py2.py3-none-any.whl",
+                                                     _sha("six"), 40)]
+
+
+def parts_manifest(name="me.pex", parts=PARTS):
+    return Manifest("fp", name, sum(p.size for p in parts), tree_sha256(parts), ["six==1.17.0"],
+                    "linux_x86_64", "3.11", run_info_for(name, "parts"), layout="parts",
+                    parts=list(parts))
+
+
+def single_manifest(name="me.pex"):
+    return Manifest("fp", name, 123, "c" * 64, ["six==1.17.0"], "linux_x86_64", "3.11",
+                    run_info_for(name), layout="pex")
 
 
 def test_merge_values_keeps_order_without_duplicates():
@@ -117,19 +154,131 @@ def test_spark_submit_args_large_layout_cluster_mode():
     assert any(a.startswith("spark.yarn.appMasterEnv.PEX_EXTRA_SYS_PATH=") for a in confs)
 
 
+# -- the parts layout -------------------------------------------------------------------------
+
+def _pool(url):
+    return url.rsplit("/", 1)[0] + "/.cluster-pack-parts"
+
+
+def test_parts_on_yarn_ship_every_part_under_its_link_name():
+    url = "hdfs:///user/me/envs/me.pex"
+    MANIFESTS[url] = parts_manifest()
+    conf = spark_conf.spark_conf(url, master="yarn")
+    assert READS == [(url, None)]  # one small read: the manifest
+    files = conf["spark.yarn.dist.files"].split(",")
+    assert files[:-1] == [f"{_pool(url)}/{p.sha256}#cpack-{p.sha256[:32]}" for p in PARTS]
+    assert not any(f.split("#")[0] == url for f in files)  # nothing exists at me.pex itself
+    launcher = Path(files[-1])
+    assert conf["spark.pyspark.python"] == f"./{launcher.name}"
+    text = launcher.read_text()
+    # the assembly runs before the environment starts, then ./me.pex/__main__.py is exec'd
+    assert text.index("mv -T") < text.index("target=./me.pex/__main__.py")
+    assert f"ln -s ../../cpack-{PARTS[3].sha256[:32]}" in text
+    assert conf["spark.executorEnv.C_PACK_PACKAGE_PATH"] == url
+    assert "spark.files" not in conf
+
+
+def test_parts_elsewhere_are_plain_urls_linked_by_the_launcher():
+    MANIFESTS["s3a://bucket/envs/me.pex"] = parts_manifest()
+    conf = spark_conf.spark_conf("s3://bucket/envs/me.pex", master="local-cluster[2,1,1024]",
+                                 fs_args={"endpoint_url": "http://127.0.0.1:9000"})
+    assert READS == [("s3a://bucket/envs/me.pex", {"endpoint_url": "http://127.0.0.1:9000"})]
+    files = conf["spark.files"].split(",")
+    # spark.files refuses "#name": each part arrives under its own name, <sha256>
+    assert files[:-1] == [f"s3a://bucket/envs/.cluster-pack-parts/{p.sha256}" for p in PARTS]
+    assert "spark.yarn.dist.files" not in conf
+    text = Path(files[-1]).read_text()
+    for part in PARTS:
+        assert f"ln -s {part.sha256} cpack-{part.sha256[:32]}" in text
+    # unknown master: both, "#name" only for YARN
+    both = spark_conf.spark_conf("s3://bucket/envs/me.pex")
+    assert all("#cpack-" in f for f in both["spark.yarn.dist.files"].split(",")[:-1])
+    assert not any("#" in f for f in both["spark.files"].split(","))
+
+
+def test_parts_launch_spec_with_its_manifest_reads_nothing():
+    spec = spark_conf.spark_launch_spec("hdfs:///e/me.pex", manifest=parts_manifest(),
+                                        env_vars={"A": "1"})
+    assert READS == []
+    assert spec.argv == ["./me.pex/__main__.py"] and spec.artifact_name == "me.pex"
+    assert [r.name for r in spec.resources] == [f"cpack-{p.sha256[:32]}" for p in PARTS]
+    assert all(r.shared for r in spec.resources) and "mv -T" in spec.setup
+    conf = spark_conf.spark_conf(spec, master="yarn", deploy_mode="cluster")
+    assert READS == []
+    # cluster mode: the driver runs the same launcher (in the AM container on YARN)
+    assert conf["spark.pyspark.driver.python"] == conf["spark.pyspark.python"]
+    assert conf["spark.yarn.appMasterEnv.A"] == "1"
+
+
+def test_single_file_manifest_is_one_file_and_no_assembly():
+    url = "hdfs:///e/me.pex"
+    MANIFESTS[url] = single_manifest()
+    conf = spark_conf.spark_conf(url, master="yarn")
+    files = conf["spark.yarn.dist.files"].split(",")
+    assert files[0] == url and len(files) == 2
+    text = Path(files[1]).read_text()
+    assert "target=./me.pex\n" in text and "ln -s" not in text and "mv -T" not in text
+
+
+def test_the_launcher_name_follows_the_environment_version():
+    url = "hdfs:///e/me.pex"
+    MANIFESTS[url] = parts_manifest()
+    first = spark_conf.spark_conf(url, master="yarn")["spark.pyspark.python"]
+    changed = PARTS[:3] + [Part(PARTS[3].path, _sha("six, v2"), 41)]
+    MANIFESTS[url] = parts_manifest(parts=changed)
+    second = spark_conf.spark_conf(url, master="yarn")
+    assert second["spark.pyspark.python"] != first
+    assert f"{_pool(url)}/{changed[3].sha256}#cpack-" in second["spark.yarn.dist.files"]
+
+
+def test_parts_read_from_a_local_store(tmp_path, monkeypatch):
+    monkeypatch.setattr(spark_conf, "read_env_manifest", REAL_READ)  # on a local directory
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "me.json").write_bytes(parts_manifest().to_json())
+    conf = spark_conf.spark_conf(str(tmp_path / "envs" / "me.pex"), master="local-cluster[1,1,512]")
+    assert conf["spark.files"].split(",")[:-1] == [
+        f"{tmp_path}/envs/.cluster-pack-parts/{p.sha256}" for p in PARTS]
+    # no manifest (the original's artifacts, or a file published by hand): a single file
+    conf = spark_conf.spark_conf(str(tmp_path / "envs" / "other.pex"), master="yarn")
+    assert conf["spark.yarn.dist.files"].split(",")[0] == f"{tmp_path}/envs/other.pex"
+
+
+def test_spark_submit_args_parts_fragments_only_on_yarn():
+    url = "hdfs:///e/me.pex"
+    MANIFESTS[url] = parts_manifest()
+    for master, fragments in (("yarn", True), ("spark://h:7077", False), (None, False)):
+        args = spark_conf.spark_submit_args(url, master=master, files=["/home/me/a.ini"])
+        files = args[args.index("--files") + 1].split(",")
+        assert files[0] == "/home/me/a.ini"
+        assert len(files) == len(PARTS) + 2
+        assert all(("#cpack-" in f) is fragments for f in files[1:-1]), (master, files)
+        assert files[-1].rsplit("/", 1)[-1].startswith(spark_conf.LAUNCHER_PREFIX)
+
+
 def test_cli_spark_args(tmp_path):
     env = dict(os.environ, C_PACK_CACHE_DIR=str(tmp_path / "cache"))
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    (envs / "parts.json").write_bytes(parts_manifest("parts.pex").to_json())
     out = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args", "--json",
-                          "--master", "yarn", "hdfs:///envs/me.pex"],
+                          "--master", "yarn", str(envs / "single.pex")],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     args = json.loads(out.stdout)
-    assert args[args.index("--files") + 1].startswith("hdfs:///envs/me.pex,")
+    assert args[args.index("--files") + 1].startswith(f"{envs}/single.pex,")
     text = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args",
-                           "hdfs:///envs/me.pex.zip"], capture_output=True, text=True,
+                           str(envs / "big.pex.zip")], capture_output=True, text=True,
                           env=env, timeout=60).stdout
     args = shlex.split(text)
-    assert args[args.index("--archives") + 1] == "hdfs:///envs/me.pex.zip#pyenv"
+    assert args[args.index("--archives") + 1] == f"{envs}/big.pex.zip#pyenv"
+    out = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args", "--json",
+                          "--master", "yarn", str(envs / "parts.pex")],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    files = json.loads(out.stdout)
+    files = files[files.index("--files") + 1].split(",")
+    assert files[:-1] == [f"{envs}/.cluster-pack-parts/{p.sha256}#cpack-{p.sha256[:32]}"
+                          for p in PARTS]
 
 
 # -- S3 --------------------------------------------------------------------------------------
@@ -228,3 +377,21 @@ def test_add_s3_params_keeps_secrets_out_of_hadoop_properties(ssb, master, execu
     for key in opts:
         if "SECRET" in key or "TOKEN" in key:
             assert re.search(spark_conf.SPARK_DEFAULT_REDACTION_REGEX, key), key
+
+
+def test_add_packaged_environment_parts_on_s3_reads_with_the_builders_s3_settings(ssb):
+    from cluster_pack.spark import spark_config_builder as scb
+
+    MANIFESTS["s3a://b/envs/me.pex"] = parts_manifest()
+    ssb.master("local-cluster[2,1,1024]")
+    scb.add_s3_params(ssb, FS_ARGS)
+    scb.add_packaged_environment(ssb, "s3://b/envs/me.pex")
+    assert READS == [("s3a://b/envs/me.pex", {"endpoint_url": "http://127.0.0.1:9000",
+                                              "client_kwargs": {"region_name": "eu-west-1"}})]
+    files = ssb._options["spark.files"].split(",")
+    assert files[:-1] == [f"s3a://b/envs/.cluster-pack-parts/{p.sha256}" for p in PARTS]
+    # explicit fs_args win; other schemes get none
+    scb.add_packaged_environment(ssb, "s3://b/envs/me.pex", fs_args={"anon": True})
+    assert READS[-1] == ("s3a://b/envs/me.pex", {"anon": True})
+    scb.add_packaged_environment(ssb, "hdfs:///envs/me.pex")
+    assert READS[-1] == ("hdfs:///envs/me.pex", None)

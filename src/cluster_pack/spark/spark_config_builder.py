@@ -14,8 +14,10 @@ Differences with the original, all fixes:
 * values already set on the builder are merged (comma lists and ``PEX_EXTRA_SYS_PATH`` keep
   their order and get no duplicates) instead of being overwritten or reordered; a scalar
   the user set wins;
-* ``.pex`` (shipped as a file) and ``.pex.zip`` (an archive unpacked as ``pyenv``) work on
-  every master: ``spark.yarn.dist.*`` on YARN, ``spark.files``/``spark.archives`` elsewhere;
+* a ``.pex`` in the parts layout (one file per part, assembled by the launcher on the
+  node), a single-file ``.pex`` and a ``.pex.zip`` (an archive unpacked as ``pyenv``) work
+  on every master: ``spark.yarn.dist.*`` on YARN, ``spark.files``/``spark.archives``
+  elsewhere;
 * ``add_s3_params`` never puts the secret key in a Spark property: the credentials go to the
   driver's environment and, where executors do not inherit it, to the redacted
   ``spark.executorEnv.AWS_SECRET_ACCESS_KEY``; or use a Hadoop credential store
@@ -36,15 +38,23 @@ _logger = logging.getLogger(__name__)
 
 
 def add_packaged_environment(ssb: SparkSession.Builder, archive: str, *,
-                             pex_root: Optional[str] = None) -> None:
+                             pex_root: Optional[str] = None,
+                             fs_args: Optional[Dict[str, Any]] = None) -> None:
     """Run the executors' Python (and the driver's in cluster mode) from ``archive``.
 
-    :param archive: URL of a published ``.pex`` or ``.pex.zip`` (``s3://`` becomes ``s3a://``)
+    :param archive: URL of a published ``.pex`` (parts layout or single file) or
+        ``.pex.zip`` (``s3://`` becomes ``s3a://``); its manifest is read once, here
     :param pex_root: absolute directory on the nodes where the environment is installed once
         per node and user (default: once per executor, in its working directory)
+    :param fs_args: storage options to read the manifest with; for ``s3://`` the default is
+        the endpoint and region :func:`add_s3_params` set on the builder, with the
+        credentials it exported (call it first)
     """
     master, deploy_mode = _master(ssb), _get_value(ssb, "spark.submit.deployMode")
-    conf = spark_conf.spark_conf(archive, master, deploy_mode, pex_root=pex_root)
+    if fs_args is None:
+        fs_args = _s3_fs_args_of(ssb, archive)
+    conf = spark_conf.spark_conf(archive, master, deploy_mode, pex_root=pex_root,
+                                 fs_args=fs_args)
     _apply(ssb, conf)
     # PySpark reads PYSPARK_PYTHON from the environment when its SparkContext starts.
     os.environ.update(spark_conf.driver_environment(conf))
@@ -100,6 +110,24 @@ def _get_value(ssb: SparkSession.Builder, key: str) -> Optional[str]:
 
 def _master(ssb: SparkSession.Builder) -> Optional[str]:
     return _get_value(ssb, "spark.master") or os.environ.get("MASTER") or None
+
+
+def _s3_fs_args_of(ssb: SparkSession.Builder, archive: str) -> Optional[Dict[str, Any]]:
+    """s3fs options matching the builder's s3a endpoint and region (credentials: the
+    environment, where add_s3_params exported them); None for other URLs."""
+    if not str(archive).startswith(("s3://", "s3a://")):
+        return None
+    fs_args: Dict[str, Any] = {}
+    endpoint = _get_value(ssb, "spark.hadoop.fs.s3a.endpoint")
+    if endpoint:
+        if "://" not in endpoint:  # s3a takes a host; s3fs an URL
+            ssl = _get_value(ssb, "spark.hadoop.fs.s3a.connection.ssl.enabled") != "false"
+            endpoint = f"{'https' if ssl else 'http'}://{endpoint}"
+        fs_args["endpoint_url"] = endpoint
+    region = _get_value(ssb, "spark.hadoop.fs.s3a.endpoint.region")
+    if region:
+        fs_args["client_kwargs"] = {"region_name": region}
+    return fs_args or None
 
 
 def _apply(ssb: SparkSession.Builder, conf: Dict[str, str]) -> None:

@@ -239,7 +239,7 @@ def prepare_tooling(ctx: Ctx) -> None:
     ctx.uv_pip(ctx.tooling, "-r", HERE / "requirements-tools.txt")
 
 
-def prepare_env(ctx: Ctx, name: str) -> Dict[str, Path]:
+def prepare_env(ctx: Ctx, name: str, incumbent: bool = True) -> Dict[str, Path]:
     d = WORK / "envs" / name
     reqs = HERE / f"requirements-{REQS[name]}.txt"
     ours, inc = d / "ours", d / "cp0319"
@@ -261,12 +261,12 @@ def prepare_env(ctx: Ctx, name: str) -> Dict[str, Path]:
         if not (sp / BALLAST_DIST / "RECORD").exists():
             generate_ballast(sp)
         sp2 = site_packages(inc)
-        if not (sp2 / BALLAST_DIST / "RECORD").exists():
+        if incumbent and not (sp2 / BALLAST_DIST / "RECORD").exists():
             log("copying ballast into the 0.3.19 env")
             rm(sp2 / BALLAST_NAME)
             rm(sp2 / BALLAST_DIST)
             shutil.copytree(sp / BALLAST_NAME, sp2 / BALLAST_NAME)
-            shutil.copytree(sp / BALLAST_DIST, sp2 / BALLAST_DIST + ".tmp")
+            shutil.copytree(sp / BALLAST_DIST, sp2 / (BALLAST_DIST + ".tmp"))
             os.rename(sp2 / (BALLAST_DIST + ".tmp"), sp2 / BALLAST_DIST)
     return {"ours": ours, "cp0319": inc}
 
@@ -581,7 +581,7 @@ def installed_bytes(venv: Path, name: str) -> Optional[int]:
 
 def bench_env(ctx: Ctx, env_name: str, tools: List[Tool], repeat: int,
               results: Dict[str, Any], failures: List[str]) -> None:
-    venvs = prepare_env(ctx, env_name)
+    venvs = prepare_env(ctx, env_name, incumbent=any(t.venv_key == "cp0319" for t in tools))
     sp = site_packages(venvs["ours"])
     size = nfiles = 0
     for dirpath, _d, files in os.walk(sp):

@@ -110,11 +110,7 @@ class PexBuilder:
         output = workdir / f"{name}{PEX_SUFFIX}"
         with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{name}-dir-") as tmp:
             tmp_path = Path(tmp)
-            venv = spec.environment.prefix
-            requirements = list(spec.requirements)
-            if spec.to_resolve and not spec.resolve_from_index:
-                self._progress(f"adding {', '.join(map(str, spec.to_resolve))}")
-                venv, requirements = self._venv_with_additional(spec, tmp_path / "venv")
+            venv, requirements = self._source(spec, tmp_path)
             built = tmp_path / f"out{PEX_SUFFIX}"
             self._pex(spec, venv, requirements, built, "packed")
             os.replace(built, output)
@@ -134,11 +130,7 @@ class PexBuilder:
         # carries the store's temporary marker so a killed build is swept later.
         with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{name}-dir-") as tmp:
             tmp_path = Path(tmp)
-            venv = spec.environment.prefix
-            requirements = list(spec.requirements)
-            if spec.to_resolve and not spec.resolve_from_index:
-                self._progress(f"adding {', '.join(map(str, spec.to_resolve))}")
-                venv, requirements = self._venv_with_additional(spec, tmp_path / "venv")
+            venv, requirements = self._source(spec, tmp_path)
             suffix = LARGE_PEX_SUFFIX if spec.large else PEX_SUFFIX
             built = tmp_path / f"out{suffix}"
             if spec.large:
@@ -154,6 +146,14 @@ class PexBuilder:
         self._progress("hashing")
         return BuiltArtifact(output, spec.large, output.stat().st_size, file_sha256(output),
                              tuple(sorted(str(r) for r in requirements)))
+
+    def _source(self, spec: PackSpec, tmp_path: Path) -> tuple:
+        """(venv, requirements) pex builds from: the environment itself, or a transient
+        venv adding the packages that are not installed."""
+        if spec.to_resolve and not spec.resolve_from_index:
+            self._progress(f"adding {', '.join(map(str, spec.to_resolve))}")
+            return self._venv_with_additional(spec, tmp_path / "venv")
+        return spec.environment.prefix, list(spec.requirements)
 
     def _pex(self, spec: PackSpec, venv: Path, requirements: Sequence[Requirement],
              output: Path, layout: str) -> None:

@@ -29,6 +29,11 @@ def upload_env(
 ) -> Tuple[str, str]:
     """Pack the current virtualenv into a PEX and publish it; skip when unchanged.
 
+    By default (``C_PACK_LAYOUT=parts``) the PEX is published as content-addressed parts
+    (one per distribution, uploaded only when new) next to its manifest: the returned path
+    names the environment for every cluster-pack helper, and ``cluster-pack fetch`` turns
+    it into a runnable pex directory. ``C_PACK_LAYOUT=pex`` publishes one single file there.
+
     :param package_path: where to publish (``hdfs://...``, ``s3://...``, a local path);
         default ``{fs.defaultFS}/user/{user}/envs/{env}.pex`` with a Hadoop configuration,
         else ``~/.cache/cluster-pack/envs/{env}.pex``
@@ -37,12 +42,14 @@ def upload_env(
         when not installed)
     :param ignored_packages: names to leave out
     :param only_packages: keep only these names
-    :param force_upload: rebuild and republish even when unchanged
+    :param force_upload: rebuild and republish even when unchanged (parts: also read back
+        the published parts and repair any that is damaged)
     :param include_editable: accepted; editable projects are always shipped next to the
         artifact at launch instead of inside it
     :param fs_args: arguments for the storage filesystem (e.g. S3 endpoint and keys)
-    :param allow_large_pex: force the unpacked ``.pex.zip`` layout (chosen
-        automatically for environments too large for a zipapp)
+    :param allow_large_pex: publish the single-file unpacked ``.pex.zip`` layout (with
+        ``C_PACK_LAYOUT=pex`` chosen automatically for environments too large for a zipapp;
+        the parts layout needs no flag at any size)
     :param include_pex_tools: include the pex tools in the artifact
     :param additional_repo: extra package indexes for additional packages
     :param additional_indexes: extra find-links pages for additional packages

@@ -89,6 +89,18 @@ def _start(source: Path, url: str, env=None):
     return proc
 
 
+def _kill_during(proc: subprocess.Popen, delay: float, summary) -> bool:
+    """Let a started publisher go, SIGKILL it after ``delay`` s; True if it had finished."""
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    time.sleep(delay)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    summary.add("faults_injected")
+    summary.add("runs")
+    return "done" in proc.stdout.read()
+
+
 def _publish_in_subprocess(source: Path, url: str, env=None) -> float:
     proc = _start(source, url, env)
     out, err = proc.communicate("go\n", timeout=600)
@@ -146,16 +158,8 @@ def _kill_loop(target, versions, summary, runs: int, env=None, label: str = ""):
     for run in range(runs):
         new = "B" if current == "A" else "A"
         source = versions[new][0]
-        proc = _start(source, target.url, env)
         delay = rng.uniform(0, full * 1.15)
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        summary.add("faults_injected")
-        summary.add("runs")
-        finished = "done" in proc.stdout.read()
+        finished = _kill_during(_start(source, target.url, env), delay, summary)
         outcomes["completed" if finished else "killed"] += 1
 
         manifest_sha, artifact_sha, size = _reader_state(target.store, target.path)
@@ -515,16 +519,9 @@ def _parts_kill_loop(url, tmp_path, summary, runs, megabytes, env, label):
     rng = random.Random(int(os.environ.get("CPACK_FAULT_SEED", "0")) or None)
     for run in range(1, runs + 1):
         source = version(run)
-        proc = _start_parts(source, url, env)
         delay = rng.uniform(0, full * 1.15)
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        summary.add("faults_injected")
-        summary.add("runs")
-        outcomes["completed" if "done" in proc.stdout.read() else "killed"] += 1
+        finished = _kill_during(_start_parts(source, url, env), delay, summary)
+        outcomes["completed" if finished else "killed"] += 1
 
         manifest, problems = check_published_parts(url)
         half = target.half_parts()

@@ -186,6 +186,18 @@ class WatchedCluster:
                                          name=f"cluster-pack-{self.kind}-watcher")
         self._watcher.start()
 
+    def _finish_start(self, *steps: Callable[[], Any]) -> "WatchedCluster":
+        """Run the start-up steps (scale, connect...) then start watching; on any failure
+        close what was started (processes, YARN application) and re-raise."""
+        try:
+            for step in steps:
+                step()
+            self._start_watcher()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
     def _watch(self) -> None:
         while not self._stop_watch.wait(self._watch_every):
             try:

@@ -218,13 +218,8 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
         return start_local_process(wspec, name, base / name, node_dir, fs_args)
 
     cluster = LocalDaskCluster(scheduler, address, start_worker, watch_every)
-    try:
-        cluster.scale(n_workers)
-        cluster.connect(n_workers, timeout)
-        cluster._start_watcher()
-    except BaseException:
-        cluster.close()
-        raise
+    cluster._finish_start(lambda: cluster.scale(n_workers),
+                          lambda: cluster.connect(n_workers, timeout))
     return cluster
 
 
@@ -323,12 +318,7 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
         skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
         SCHEDULER_KEY, timeout, "dask")
     cluster = YarnDaskCluster(client, app_id, app, address, owns, watch_every)
-    try:
-        cluster.connect(n_workers, timeout)
-        cluster._start_watcher()
-    except BaseException:
-        cluster.close()
-        raise
+    cluster._finish_start(lambda: cluster.connect(n_workers, timeout))
     return cluster
 
 

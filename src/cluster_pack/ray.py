@@ -219,13 +219,8 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
 
     cluster = LocalRayCluster(head, address, start_worker, watch_every)
     cluster.temp_dir = temp_dir
-    try:
-        cluster.scale(n_workers)
-        cluster.connect(n_workers + 1, timeout, **init_kwargs)
-        cluster._start_watcher()
-    except BaseException:
-        cluster.close()
-        raise
+    cluster._finish_start(lambda: cluster.scale(n_workers),
+                          lambda: cluster.connect(n_workers + 1, timeout, **init_kwargs))
     return cluster
 
 
@@ -299,12 +294,7 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
         skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
         HEAD_KEY, timeout, "ray")
     cluster = YarnRayCluster(client, app_id, app, address, owns, watch_every)
-    try:
-        cluster.connect(n_workers + 1, timeout, **(init_kwargs or {}))
-        cluster._start_watcher()
-    except BaseException:
-        cluster.close()
-        raise
+    cluster._finish_start(lambda: cluster.connect(n_workers + 1, timeout, **(init_kwargs or {})))
     return cluster
 
 

@@ -16,6 +16,25 @@ from typing import Any, Dict, Optional, Sequence
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Driver-side helpers every driver script starts with (after importing json and psutil):
+# report a result line, and list a process tree.
+DRIVER_HELPERS = """
+def done(**kw):
+    print("RESULT:" + json.dumps(kw), flush=True)
+
+def tree(pids):
+    out = set()
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            out.add(pid)
+            out.update(c.pid for c in p.children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+    return sorted(out)
+"""
+
+
 def _uv() -> str:
     candidate = Path(sys.executable).parent / "uv"
     return str(candidate) if candidate.exists() else "uv"

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tests.dask_ray._venvs import build_venv, clean_env, run_driver, still_alive
+from tests.dask_ray._venvs import (DRIVER_HELPERS, build_venv, clean_env, run_driver,
+                                   still_alive)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -22,19 +23,7 @@ import ray
 import cluster_pack
 from cluster_pack import ray as cp_ray
 
-def done(**kw):
-    print("RESULT:" + json.dumps(kw), flush=True)
-
-def tree(pids):
-    out = set()
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            out.add(pid)
-            out.update(c.pid for c in p.children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-    return sorted(out)
+""" + DRIVER_HELPERS + """
 
 @ray.remote
 def to_toml(i):

@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 from cluster_pack import parts, settings
 from cluster_pack.errors import ConfigurationError, IntegrityError
 from cluster_pack.launch import LaunchSpec, Resource, function_launch_spec
-from cluster_pack.manifest import MAX_MANIFEST_BYTES, LegacyManifest, Manifest, manifest_path
+from cluster_pack.manifest import Manifest, manifest_path
 from cluster_pack.store import ARTIFACT_MODE, TMP_MARKER, Store
 
 _KEPT_VARIABLES = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
@@ -237,15 +237,14 @@ def fetch_env(package_path: str, dest_dir: Union[str, Path],
 def _published_manifest(store: Store, path: str) -> Optional[Manifest]:
     """The manifest of ``path``; None for the original tool's (no sizes or digests to
     check). Unlike publishing, a damaged manifest is an error here, not a reason to rebuild."""
-    where = store.url(manifest_path(path))
-    raw = store.read_bytes(manifest_path(path), MAX_MANIFEST_BYTES)
-    if raw is None:
+    from cluster_pack import publish
+
+    manifest = publish.read_manifest(store, path, strict=True)
+    if manifest is None and not store.exists(manifest_path(path)):
         raise ConfigurationError(
-            f"{store.url(path)}: no cluster-pack manifest at {where}; is it published?")
-    try:
-        return Manifest.from_json(raw, where)
-    except LegacyManifest:
-        return None
+            f"{store.url(path)}: no cluster-pack manifest at "
+            f"{store.url(manifest_path(path))}; is it published?")
+    return manifest
 
 
 def _fetch_part(store: Store, package_path: str, part: parts.Part, target: Path) -> None:

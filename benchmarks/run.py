@@ -794,7 +794,7 @@ def _cell(tr: Dict[str, Any], scen: str) -> str:
         err = " | ".join(p for p in parts if p.strip())
         return "ERROR: " + err.replace("|", "\\|")[:200]
     txt = _fmt_t(e["wall_s"])
-    if scen == "noop" and e.get("upload_env_s"):
+    if scen in ("cold", "noop", "changed") and e.get("upload_env_s"):
         txt += f" (in-proc {_fmt_t(e['upload_env_s'])})"
     if scen in ("noop", "changed") and e.get("bytes_written") is not None:
         txt += f"; {e['bytes_written']['median'] / 2**20:.1f} MiB written"
@@ -826,9 +826,16 @@ def targets(er: Dict[str, Any], key: str = "ours") -> List[tuple]:
     ic = _median(inc, "cold")
     add("cluster-pack 0.3.19 cold / ours", ic / cold if ic and cold else None, "{:.1f}x",
         ">= 10x", lambda v: v >= 10)
+    # "rebuild + publish": the upload_env() call of each process; the whole process also
+    # starts Python and imports cluster-pack (~0.1 s, the no-op's wall time)
+    ic_cold, ic_changed = _median(ours, "cold", "upload_env_s"), _median(ours, "changed",
+                                                                         "upload_env_s")
+    add("one pkg changed / cold, upload_env() in-process",
+        ic_changed / ic_cold if ic_changed and ic_cold else None, "{:.1%}", "<= 5%",
+        lambda v: v <= 0.05)
     changed = _median(ours, "changed")
-    add("one pkg changed / cold", changed / cold if changed and cold else None, "{:.1%}",
-        "<= 5%", lambda v: v <= 0.05)
+    add("one pkg changed / cold, whole process (incl. interpreter start + import)",
+        changed / cold if changed and cold else None, "{:.1%}", "<= 5%", lambda v: v <= 0.05)
     samples = [s for s in ours.get("samples", {}).get("changed", []) if "error" not in s]
     if samples and samples[0].get("changed_dist_bytes"):
         written = statistics.median(s["bytes_written"] for s in samples)

@@ -194,6 +194,38 @@ def test_changing_one_package_writes_only_its_part_and_the_manifest(packed_venv,
     assert first["written"] > removed["written"]
 
 
+NO_DISTZIP_FOR_SIX = """
+from cluster_pack import distzip
+_plan = distzip.plan
+def plan(dist, prefix):
+    if dist.key == "six":
+        raise distzip.Unsupported("six: made unsupported by the test")
+    return _plan(dist, prefix)
+distzip.plan = plan
+distzip.DistZipCache.get = lambda self, key: None  # six was zipped by an earlier call
+"""
+
+
+def numpy_zip_names(path):
+    part = next(p for name, p in parts_by_path(path).items() if name.startswith(".deps/numpy-"))
+    with zipfile.ZipFile(Path(path).parent / ".cluster-pack-parts" / part["sha256"]) as zf:
+        return set(zf.namelist())
+
+
+def test_a_distribution_distzip_cannot_pack_sends_the_build_to_pex(packed_venv, store_dir, job):
+    direct = upload(packed_venv, store_dir, package_path=str(store_dir / "direct.pex"))
+    # distzip leaves entry-point scripts to the node; pex puts numpy's f2py in the zip
+    assert not [n for n in numpy_zip_names(direct["path"]) if n.startswith(".prefix/bin/")]
+
+    args = f"package_path={str(store_dir / 'fallback.pex')!r}"
+    fallback = packed_venv.json(NO_DISTZIP_FOR_SIX + UPLOAD.format(kwargs=args), store_dir)
+    assert fallback["built"]
+    assert ".prefix/bin/f2py" in numpy_zip_names(fallback["path"])
+    assert {"numpy", "six"} <= set(pex_distributions(fallback["path"]))
+    assert run_job(packed_venv, store_dir, fallback["path"])["toy"] == "v1"
+    assert run_job(packed_venv, store_dir, direct["path"])["toy"] == "v1"
+
+
 def test_editable_edit_shows_up_without_rebuilding(packed_venv, store_dir, job):
     path = upload(packed_venv, store_dir)["path"]
     before = published_state(path)

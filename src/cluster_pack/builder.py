@@ -23,17 +23,22 @@ runs as ``pyenv/__main__.py`` (the original's ``allow_large_pex`` layout).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from cluster_pack import _tools, settings
+from cluster_pack import _tools, distzip, settings
 from cluster_pack import parts as parts_module
 from cluster_pack.environment import Distribution
 from cluster_pack.errors import BuildError, PackageSelectionError
@@ -104,9 +109,26 @@ class PexBuilder:
     def build_parts(self, spec: PackSpec, workdir: Path, name: str) -> BuiltArtifact:
         """Build the packed pex directory ``workdir/<name>.pex`` and list its parts.
 
-        The caller removes the directory once published (its files are hard links to
-        pex's cache of zipped distributions, so it costs no extra copy).
+        The distributions are zipped by :mod:`cluster_pack.distzip` (one pass, cached per
+        distribution) around a pex runtime built once per machine; distributions it cannot
+        handle make the whole build go through the ``pex`` tool instead. The caller removes
+        the directory once published (its files are hard links to the caches).
         """
+        if spec.to_resolve or spec.resolve_from_index:
+            return self._build_parts_with_pex(spec, workdir, name)
+        with ThreadPoolExecutor(1) as background:
+            # the runtime template builds in a pex subprocess while this one zips
+            template = background.submit(self._runtime_template, spec)
+            try:
+                zips = distzip.zip_distributions(
+                    [r.installed for r in spec.requirements if r.installed is not None],
+                    spec.environment.prefix, spec.compress, progress=self._progress)
+                return self._assemble_parts(spec, template.result(), zips, workdir, name)
+            except distzip.Unsupported as exc:
+                _logger.info("packing with the pex tool: %s", exc)
+        return self._build_parts_with_pex(spec, workdir, name)
+
+    def _build_parts_with_pex(self, spec: PackSpec, workdir: Path, name: str) -> BuiltArtifact:
         output = workdir / f"{name}{PEX_SUFFIX}"
         with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{name}-dir-") as tmp:
             tmp_path = Path(tmp)
@@ -116,10 +138,62 @@ class PexBuilder:
             os.replace(built, output)
         self._progress("hashing the parts")
         listed = parts_module.list_parts(output)
-        part_list = [part for part, _ in listed]
-        return BuiltArtifact(output, False, sum(p.size for p in part_list),
-                             parts_module.tree_sha256(part_list),
-                             tuple(sorted(str(r) for r in requirements)), tuple(listed))
+        return _parts_artifact(output, listed, spec.requirements)
+
+    def _runtime_template(self, spec: PackSpec) -> Path:
+        """A packed pex with no distribution, built with the same options, cached per
+        pex version and interpreter: its runtime (``.bootstrap``), ``__main__.py`` and
+        ``PEX-INFO`` are what every environment's own files are made from."""
+        key = hashlib.sha256(json.dumps([
+            distzip.FORMAT, importlib.metadata.version("pex"), sys.executable,
+            sys.version, spec.compress, spec.include_pex_tools]).encode()).hexdigest()[:24]
+        template = settings.get_cache_dir() / "pex-runtimes" / key
+        if (template / "PEX-INFO").is_file():
+            return template
+        settings.ensure_private_dir(template.parent)
+        with tempfile.TemporaryDirectory(dir=template.parent, prefix=".building-") as tmp:
+            built = Path(tmp) / "out.pex"
+            self._pex(spec, None, [], built, "packed")
+            try:
+                os.rename(built, template)
+            except OSError:
+                if not (template / "PEX-INFO").is_file():  # not a concurrent builder's
+                    raise
+        return template
+
+    def _assemble_parts(self, spec: PackSpec, template: Path, zips: Sequence[tuple],
+                        workdir: Path, name: str) -> BuiltArtifact:
+        """The packed directory: the template's runtime, the distribution zips (hard
+        links) and this environment's ``PEX-INFO`` (its ``pex_hash`` written into
+        ``__main__.py`` and ``__pex__/__init__.py``, where the runtime reads it)."""
+        info = json.loads((template / "PEX-INFO").read_text())
+        old_hash = info.pop("pex_hash", None)
+        info["distributions"] = {z.wheel_name: z.fingerprint for z, _ in zips}
+        info["requirements"] = sorted(str(r) for r in spec.requirements)
+        new_hash = hashlib.sha1(_json_dump(info).encode()).hexdigest()
+        info["pex_hash"] = new_hash
+        output = workdir / f"{name}{PEX_SUFFIX}"
+        with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{name}-dir-") as tmp:
+            out = Path(tmp) / "out.pex"
+            (out / ".deps").mkdir(parents=True)
+            (out / "__pex__").mkdir()
+            _link_or_copy(template / ".bootstrap", out / ".bootstrap")
+            (out / "PEX-INFO").write_text(_json_dump(info))
+            for relpath in ("__main__.py", "__pex__/__init__.py"):
+                text = (template / relpath).read_text()
+                needle = f"pex_hash={old_hash!r}"
+                if old_hash is None or text.count(needle) != 1:
+                    raise distzip.Unsupported(
+                        f"this pex version's {relpath} does not name its pex_hash once")
+                (out / relpath).write_text(text.replace(needle, f"pex_hash={new_hash!r}"))
+                os.chmod(out / relpath, (template / relpath).stat().st_mode & 0o777)
+            for written, path in zips:
+                _link_or_copy(path, out / ".deps" / written.wheel_name)
+            os.replace(out, output)
+        known = {f".deps/{z.wheel_name}": z.sha256 for z, _ in zips}
+        self._progress("hashing the runtime")
+        listed = parts_module.list_parts(output, known=known)
+        return _parts_artifact(output, listed, spec.requirements)
 
     def build(self, spec: PackSpec, workdir: Path, name: str) -> BuiltArtifact:
         """Build ``workdir/<name>.pex`` (or ``.pex.zip`` for large environments)."""
@@ -155,8 +229,9 @@ class PexBuilder:
             return self._venv_with_additional(spec, tmp_path / "venv")
         return spec.environment.prefix, list(spec.requirements)
 
-    def _pex(self, spec: PackSpec, venv: Path, requirements: Sequence[Requirement],
+    def _pex(self, spec: PackSpec, venv: Optional[Path], requirements: Sequence[Requirement],
              output: Path, layout: str) -> None:
+        """Run the pex tool (``venv=None`` and no requirements: the runtime alone)."""
         cmd = _tools.pex_command() + [
             "--intransitive",
             "--venv",  # warm starts re-exec an installed venv: as fast as a plain venv
@@ -175,14 +250,15 @@ class PexBuilder:
                 cmd.append(f"--index-url={repo}")
             for index in spec.additional_indexes:
                 cmd.extend(["-f", index])
-        else:
+        elif venv is not None:
             cmd.extend(["--venv-repository", str(venv)])
-        if not requirements:
+        if not requirements and venv is not None:
             raise BuildError("there is nothing to pack: the package selection is empty")
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as reqs:
             reqs.write("\n".join(str(r) for r in requirements) + "\n")
         cmd.extend(["-r", reqs.name])
-        self._progress(f"building the pex ({len(requirements)} distributions)")
+        self._progress(f"building the pex ({len(requirements)} distributions)" if requirements
+                       else "building the pex runtime")
         env = dict(os.environ)
         env.pop("PEX", None)  # never let an outer pex runtime leak into the build
         try:
@@ -228,6 +304,25 @@ class PexBuilder:
         # the selection, plus whatever uv had to bring in for the additional packages
         keys = sorted(k for k in after if k in wanted or k not in before)
         return target, [Requirement(after[k].name, after[k].version, after[k]) for k in keys]
+
+
+def _parts_artifact(output: Path, listed: Sequence[tuple],
+                    requirements: Sequence[Requirement]) -> BuiltArtifact:
+    part_list = [part for part, _ in listed]
+    return BuiltArtifact(output, False, sum(p.size for p in part_list),
+                         parts_module.tree_sha256(part_list),
+                         tuple(sorted(str(r) for r in requirements)), tuple(listed))
+
+
+def _json_dump(value: dict) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _site_packages_of(venv: Path) -> Path:

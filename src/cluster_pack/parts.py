@@ -144,11 +144,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_parts(pex_dir: Path, cache: Optional[HashCache] = None) -> List[Tuple[Part, Path]]:
+def list_parts(pex_dir: Path, cache: Optional[HashCache] = None,
+               known: Optional[Dict[str, str]] = None) -> List[Tuple[Part, Path]]:
     """The parts of a packed pex directory, hashed on every core (hashlib releases the GIL).
 
+    ``known`` maps relative paths to sha256 already computed (not hashed again).
     Symbolic links (pex's ``pex -> __main__.py`` convenience link) are not parts.
     """
+    known = known or {}
     cache = cache or HashCache()
     files: List[Path] = []
     for root, dirs, names in os.walk(pex_dir):
@@ -157,9 +160,12 @@ def list_parts(pex_dir: Path, cache: Optional[HashCache] = None) -> List[Tuple[P
             path = Path(root) / name
             if not path.is_symlink():
                 files.append(path)
+    def digest(path: Path) -> str:
+        return known.get(path.relative_to(pex_dir).as_posix()) or cache.sha256(path)
+
     workers = max(1, min(len(files), os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        digests = list(pool.map(cache.sha256, files))
+        digests = list(pool.map(digest, files))
     cache.save()
     out = []
     for path, digest in zip(files, digests):

@@ -1,0 +1,468 @@
+"""Installed distributions zipped the way pex's ``packed`` layout stores them.
+
+A packed pex keeps each distribution as ``.deps/<wheel file name>``: a zip of the
+distribution installed into a chroot. The files of site-packages are at the root, data
+files under ``.prefix/data``, and the zip carries a RECORD rewritten to those paths plus a
+``.layout.json`` describing the chroot. On a node the pex runtime unzips it once into
+``PEX_ROOT`` and re-installs it into the venv it runs from, regenerating the entry-point
+scripts from ``entry_points.txt``.
+
+pex makes these zips in a subprocess that takes half a second to start. For each
+distribution it re-installs the files into a chroot, hashes the chroot, then zips it.
+This module writes the same zip in one pass, straight from the files the venv already
+lists in its RECORDs, and hashes the output while writing it. It keeps the result per
+distribution (:class:`DistZipCache`), so after a change only the changed distribution is
+zipped again.
+
+Scripts follow pex's rules: entry-point scripts are left out (the node generates them),
+Python scripts get the ``#!python`` placeholder shebang the node rewrites, and other
+scripts are kept as they are. Distributions it does not handle raise :class:`Unsupported`,
+and the caller falls back to pex for the whole build. They are the ones without a
+RECORD, with absolute paths in it, or with C headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from cluster_pack import settings
+from cluster_pack.environment import Distribution
+
+# Part of every cache key: bump it whenever the bytes written for a distribution change.
+FORMAT = 1
+STASH_DIR = ".prefix"
+LAYOUT_FILE = ".layout.json"
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+_CHUNK = 1024 * 1024
+# Metadata private to the installer that pex drops (it writes its own on the node).
+_INSTALLER_FILES = frozenset({"INSTALLER", "REQUESTED", "uv_build.json", "uv_cache.json"})
+_CACHE_MAX_AGE_S = 30 * 24 * 3600
+# A Python shebang: "python", "/usr/bin/env python3.11 -I", "/abs/path/pypy3" (the forms
+# pex recognises as Python, with an optional interpreter argument).
+_PYTHON_SHEBANG = re.compile(rb"(?:^|.*\W)(?:python|pypy)(?:\d+(?:\.\d+)*)?(?:\.exe)?(?:\s\S|$)",
+                             re.IGNORECASE)
+_ENCODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-_.a-zA-Z0-9]+)")
+_TRIPLE = b"'" * 3
+
+
+class Unsupported(Exception):
+    """This distribution needs pex itself to be packed (the message says why)."""
+
+
+@dataclass(frozen=True)
+class DistZip:
+    """One written distribution zip."""
+
+    wheel_name: str  # its name under .deps/
+    fingerprint: str  # what PEX-INFO and .layout.json name it by (pex caches it under it)
+    sha256: str  # of the zip file
+    size: int
+
+
+@dataclass(frozen=True)
+class _Plan:
+    dist: Distribution
+    wheel_name: str
+    # (arcname, source path or the bytes to write), sorted by arcname
+    files: Tuple[Tuple[str, Union[str, bytes]], ...]
+    record: bytes
+    record_arcname: str
+    root_is_purelib: bool
+    size: int
+
+
+# -- reading what the venv has installed ---------------------------------------------
+
+def _wheel_metadata(metadata_dir: Path) -> Tuple[List[str], bool]:
+    """(tags, root_is_purelib) from a dist-info's WHEEL file."""
+    try:
+        text = (metadata_dir / "WHEEL").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise Unsupported(f"{metadata_dir.name} has no readable WHEEL file ({exc})") from None
+    tags, purelib = [], False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "tag" and value:
+            tags.append(value)
+        elif key == "root-is-purelib":
+            purelib = value.lower() == "true"
+    if not tags:
+        raise Unsupported(f"{metadata_dir.name}/WHEEL names no tag")
+    return tags, purelib
+
+
+def wheel_file_name(dist: Distribution, tags: Sequence[str]) -> str:
+    """The wheel file name pex gives a distribution: ``name-version-pys-abis-platforms.whl``.
+
+    >>> from pathlib import Path
+    >>> d = Distribution("zope.interface", "6.0", Path("x.dist-info"))
+    >>> wheel_file_name(d, ["cp311-cp311-linux_x86_64"])
+    'zope_interface-6.0-cp311-cp311-linux_x86_64.whl'
+    """
+    columns: List[Dict[str, None]] = [{}, {}, {}]  # insertion-ordered sets
+    for tag in tags:
+        for column, value in zip(columns, tag.split("-", 2)):
+            column[value] = None
+    name = re.sub(r"[-_.]+", "_", dist.name)
+    version = dist.version.replace("-", "_")
+    return f"{name}-{version}-" + "-".join(".".join(c) for c in columns) + ".whl"
+
+
+def _entry_point_scripts(metadata_dir: Path) -> frozenset:
+    path = metadata_dir / "entry_points.txt"
+    if not path.is_file():
+        return frozenset()
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        raise Unsupported(f"{path} cannot be parsed: {exc}") from None
+    return frozenset(name.strip() for section in ("console_scripts", "gui_scripts")
+                     if parser.has_section(section) for name in parser[section])
+
+
+def _python_script(path: str) -> Optional[bytes]:
+    """The script at ``path`` with pex's ``#!python`` placeholder shebang, or None when it
+    is not a Python script (a binary, a shell script: shipped as it is)."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"#!":
+            return None
+        first = f.readline().rstrip()
+        lines = io.BytesIO(f.read())
+    encoding = b""
+    if first == b"/bin/sh":
+        # A too-long-shebang re-director: sh exec's Python on the file. Its sh lines sit in
+        # a triple-quoted string, skipped with them; an encoding line is kept.
+        second = lines.readline()
+        if _ENCODING_LINE.match(second):
+            encoding, second = second, lines.readline()
+        if not (second.startswith(_TRIPLE) and (b"exec" in second or b"pshprs" in second)):
+            return None
+        while True:
+            line = lines.readline()
+            if not line or line.endswith(_TRIPLE + b"\n"):
+                break
+    elif not _PYTHON_SHEBANG.match(first):
+        return None
+    return b"#!python\n" + encoding + lines.read()
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return "sha256=" + digest.decode("ascii")
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def plan(dist: Distribution, prefix: Path) -> _Plan:
+    """What goes into the zip of ``dist``, read from its RECORD; no file content is read."""
+    meta = dist.metadata_dir
+    if not meta.name.endswith(".dist-info"):
+        raise Unsupported(f"{meta.name} is not a .dist-info directory")
+    tags, root_is_purelib = _wheel_metadata(meta)
+    record_path = meta / "RECORD"
+    try:
+        raw = record_path.read_bytes()
+    except OSError:
+        raise Unsupported(f"{meta.name} has no RECORD") from None
+    eol = "\r\n" if raw.split(b"\n", 1)[0].endswith(b"\r") else "\n"
+    site = meta.parent
+    site_real = os.path.realpath(site)
+    prefix_real = os.path.realpath(prefix)
+    scripts_real = os.path.join(prefix_real, "bin")
+    headers_real = os.path.join(prefix_real, "include", "site")
+    entry_points = _entry_point_scripts(meta)
+    record_arcname = f"{meta.name}/RECORD"
+
+    rows: List[List[str]] = []
+    files: Dict[str, Union[str, bytes]] = {}
+    total = 0
+    for row in csv.reader(io.StringIO(raw.decode("utf-8"), newline="")):
+        if not row:
+            continue
+        row = (row + ["", ""])[:3]
+        path = row[0]
+        if os.path.isabs(path):
+            raise Unsupported(f"{record_path} lists an absolute path ({path})")
+        if path.endswith("/"):
+            rows.append(row)  # a directory entry: kept as pex keeps it
+            continue
+        if path == record_arcname:
+            rows.append([path, "", ""])
+            continue
+        if path.startswith(meta.name + "/") and path[len(meta.name) + 1:] in _INSTALLER_FILES:
+            continue
+        if path.endswith(".pyc"):
+            continue
+        source = os.path.normpath(os.path.join(site, path))
+        real = os.path.realpath(source)
+        if not os.path.isfile(real):
+            continue  # a RECORD naming a file that is not there: pex skips it too
+        if _within(real, site_real) or _within(source, str(site)):
+            base = site_real if _within(real, site_real) else str(site)
+            arcname = os.path.relpath(real if base == site_real else source, base)
+        elif _within(real, headers_real):
+            raise Unsupported(f"{meta.name} installs C headers ({path})")
+        elif _within(real, scripts_real):
+            if os.path.basename(real) in entry_points:
+                continue  # regenerated from entry_points.txt on the node
+            arcname = f"{STASH_DIR}/bin/" + os.path.relpath(real, scripts_real)
+            script = _python_script(real)
+            if script is not None:
+                arcname = arcname.replace(os.sep, "/")
+                if arcname not in files:
+                    files[arcname] = script
+                    rows.append([arcname, _record_hash(script), str(len(script))])
+                    total += len(script)
+                continue
+        elif _within(real, prefix_real):
+            arcname = f"{STASH_DIR}/data/" + os.path.relpath(real, prefix_real)
+        else:
+            raise Unsupported(f"{meta.name} installs {path} outside of the environment")
+        arcname = arcname.replace(os.sep, "/")
+        if arcname in files or arcname == LAYOUT_FILE:
+            continue
+        files[arcname] = real
+        rows.append([arcname, row[1], row[2]])
+        total += int(row[2]) if row[2].isdigit() else 0
+    if not any(r[0] == record_arcname for r in rows):
+        rows.append([record_arcname, "", ""])
+    out = io.StringIO()
+    csv.writer(out, lineterminator=eol).writerows(rows)
+    return _Plan(dist, wheel_file_name(dist, tags), tuple(sorted(files.items())),
+                 out.getvalue().encode("utf-8"), record_arcname, root_is_purelib, total)
+
+
+# -- writing ---------------------------------------------------------------------------
+
+class _HashingWriter:
+    """A write-only, unseekable file: zipfile then streams (data descriptors, never
+    seeking back), so the sha256 of the zip is known when the last byte is written."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self._pos = 0
+
+    def write(self, data) -> int:
+        self._raw.write(data)
+        self.digest.update(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
+def _info(arcname: str, mode: int, size: int, method: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(arcname, _ZIP_DATE)
+    info.external_attr = (mode & 0xFFFF) << 16
+    if arcname.endswith("/"):
+        info.external_attr |= 0x10  # MS-DOS directory flag
+    info.compress_type = method
+    info.file_size = size
+    return info
+
+
+def write(planned: _Plan, dest: Path, compress: bool) -> DistZip:
+    """Write the zip of a planned distribution to ``dest`` (atomically: a temporary
+    file renamed into place)."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".distzip-")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            out = _HashingWriter(raw)
+            with zipfile.ZipFile(out, "w", method, allowZip64=True) as zf:
+                written_dirs = set()
+                entries: List[Tuple[str, Union[str, bytes, None]]] = list(planned.files)
+                entries.append((planned.record_arcname, None))
+                entries.sort()
+                for arcname, source in entries:
+                    _write_parents(zf, arcname, written_dirs, method)
+                    if source is None:
+                        zf.writestr(_info(arcname, 0o100644, len(planned.record), method),
+                                    planned.record)
+                    elif isinstance(source, bytes):  # a script with its shebang rewritten
+                        zf.writestr(_info(arcname, 0o100755, len(source), method), source)
+                    else:
+                        _write_file(zf, arcname, source, method)
+                # the fingerprint covers every byte written before it, layout included
+                fingerprint = out.digest.copy().hexdigest()
+                layout = {"fingerprint": fingerprint, "record_relpath": planned.record_arcname,
+                          "root_is_purelib": planned.root_is_purelib, "stash_dir": STASH_DIR,
+                          "sys_path_entries": ["."]}
+                data = json.dumps(layout, sort_keys=True, separators=(",", ":")).encode()
+                zf.writestr(_info(LAYOUT_FILE, 0o100644, len(data), method), data)
+            raw.flush()
+            size = out.tell()
+            sha256 = out.digest.hexdigest()
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return DistZip(planned.wheel_name, fingerprint, sha256, size)
+
+
+def _write_parents(zf: zipfile.ZipFile, arcname: str, written: set, method: int) -> None:
+    parts = arcname.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        directory = "/".join(parts[:depth]) + "/"
+        if directory not in written:
+            written.add(directory)
+            zf.writestr(_info(directory, 0o40755, 0, zipfile.ZIP_STORED), b"")
+
+
+def _write_file(zf: zipfile.ZipFile, arcname: str, source: str, method: int) -> None:
+    with open(source, "rb") as src:
+        st = os.fstat(src.fileno())
+        info = _info(arcname, stat.S_IFREG | stat.S_IMODE(st.st_mode), st.st_size, method)
+        with zf.open(info, "w") as dst:
+            while True:
+                chunk = src.read(_CHUNK)
+                if not chunk:
+                    break
+                dst.write(chunk)
+
+
+# -- the per-distribution cache ---------------------------------------------------------
+
+class DistZipCache:
+    """Zips already written, by distribution, under ``<cache dir>/dist-zips``.
+
+    The key is the distribution's RECORD as a file (device, inode, size, mtime) plus the
+    format and compression: an install or upgrade rewrites the RECORD. A distribution
+    edited in place without touching its RECORD is not seen (pex has the same rule).
+    Zips unused for 30 days are removed.
+    """
+
+    def __init__(self, root: Optional[Path] = None):
+        self.root = root or settings.get_cache_dir() / "dist-zips"
+        self._index_path = self.root / "index.json"
+        self._entries: Dict[str, dict] = {}
+        self._dirty = False
+        try:
+            loaded = json.loads(self._index_path.read_text())
+            if isinstance(loaded, dict):
+                self._entries = {k: v for k, v in loaded.items() if isinstance(v, dict)}
+        except (OSError, ValueError):
+            pass
+
+    @staticmethod
+    def key(dist: Distribution, compress: bool) -> str:
+        st = (dist.metadata_dir / "RECORD").stat()
+        return (f"{FORMAT}:{int(compress)}:{dist.metadata_dir}:"
+                f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+
+    def path(self, sha256: str) -> Path:
+        return self.root / f"{sha256}.zip"
+
+    def get(self, key: str) -> Optional[DistZip]:
+        entry = self._entries.get(key)
+        if not entry:
+            return None
+        try:
+            found = DistZip(str(entry["wheel_name"]), str(entry["fingerprint"]),
+                            str(entry["sha256"]), int(entry["size"]))
+            if self.path(found.sha256).stat().st_size != found.size:
+                return None
+        except (KeyError, ValueError, OSError):
+            return None
+        if time.time() - entry.get("used", 0) > 24 * 3600:
+            entry["used"] = time.time()
+            self._dirty = True
+        return found
+
+    def put(self, key: str, written: DistZip) -> None:
+        self._entries[key] = {"wheel_name": written.wheel_name,
+                              "fingerprint": written.fingerprint, "sha256": written.sha256,
+                              "size": written.size, "used": time.time()}
+        self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        now = time.time()
+        stale = {k for k, v in self._entries.items() if now - v.get("used", 0) > _CACHE_MAX_AGE_S}
+        kept = {k: v for k, v in self._entries.items() if k not in stale}
+        live = {v.get("sha256") for v in kept.values()}
+        for key in stale:
+            sha = self._entries[key].get("sha256")
+            if sha not in live and isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha):
+                try:
+                    self.path(sha).unlink()
+                except OSError:
+                    pass
+        self._entries = kept
+        settings.ensure_private_dir(self.root)
+        tmp = self._index_path.with_name(f".index.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self._entries))
+        os.replace(tmp, self._index_path)
+        self._dirty = False
+
+
+def zip_distributions(dists: Sequence[Distribution], prefix: Path, compress: bool,
+                      cache: Optional[DistZipCache] = None,
+                      progress: Callable[[str], None] = lambda message: None,
+                      ) -> List[Tuple[DistZip, Path]]:
+    """The zip of every distribution, written where the cache has none, on every core.
+
+    Raises :class:`Unsupported` (before writing anything) when one of them needs pex.
+    Returns (zip, local file) in the order of ``dists``.
+    """
+    cache = cache or DistZipCache()
+    keys = [cache.key(d, compress) for d in dists]
+    found = [cache.get(k) for k in keys]
+    todo = [plan(d, prefix) for d, f in zip(dists, found) if f is None]
+    if todo:
+        size = sum(p.size for p in todo)
+        progress(f"zipping {len(todo)} of {len(dists)} distributions "
+                 f"({size / 2**20:.0f} MiB)")
+        todo.sort(key=lambda p: -p.size)  # the largest first: the cores finish together
+        staging = cache.root / "incoming"
+
+        def one(planned: _Plan) -> DistZip:
+            tmp = staging / f"{os.getpid()}-{planned.wheel_name}"
+            written = write(planned, tmp, compress)
+            os.replace(tmp, cache.path(written.sha256))
+            return written
+
+        settings.ensure_private_dir(cache.root)
+        workers = max(1, min(len(todo), os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers) as pool:
+            done = dict(zip((p.dist.metadata_dir for p in todo), pool.map(one, todo)))
+        for i, dist in enumerate(dists):
+            if found[i] is None:
+                found[i] = done[dist.metadata_dir]
+                cache.put(keys[i], found[i])
+    cache.save()
+    return [(f, cache.path(f.sha256)) for f in found if f is not None]

@@ -16,8 +16,6 @@ import pytest
 from cluster_pack import distzip
 from cluster_pack.environment import Distribution, inspect_site_packages
 
-from .venvs import packed_venv  # noqa: F401  (session fixture)
-
 
 def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -162,14 +160,9 @@ def test_a_cache_entry_whose_zip_is_gone_is_written_again(tmp_path):
     assert again == written and path.is_file()
 
 
-def test_zips_match_the_ones_pex_builds(packed_venv, tmp_path):  # noqa: F811
-    """Every entry pex writes for the test venv's distributions (numpy: compiled, with
-    entry points; six: pure) is in our zip with the same bytes, except the entry-point
-    scripts, which the pex runtime regenerates on the node anyway."""
-    prefix = packed_venv.root
-    site = sorted((prefix / "lib").glob("python*/site-packages"))[0]
-    env = inspect_site_packages(prefix, (site,))
-    dists = [env.distributions[k] for k in ("numpy", "six")]
+def assert_same_as_pex(prefix: Path, dists: list, tmp_path: Path) -> None:
+    """Every entry pex writes for ``dists`` is in our zip with the same bytes, except the
+    entry-point scripts, which the pex runtime regenerates on the node anyway."""
     ours = {z.wheel_name: path for z, path in distzip.zip_distributions(
         dists, prefix, False, distzip.DistZipCache(tmp_path / "cache"))}
     subprocess.run(
@@ -177,8 +170,8 @@ def test_zips_match_the_ones_pex_builds(packed_venv, tmp_path):  # noqa: F811
          "--no-compress", "--venv-repository", str(prefix), "-o", str(tmp_path / "ref.pex"),
          *(f"{d.name}=={d.version}" for d in dists)],
         check=True, env={**os.environ, "PEX_ROOT": str(tmp_path / "pex_root")})
-    reference = sorted((tmp_path / "ref.pex" / ".deps").iterdir())
-    assert sorted(ours) == [p.name for p in reference]
+    # (pex may add dependencies of what it is asked for, even when intransitive)
+    reference = [tmp_path / "ref.pex" / ".deps" / name for name in sorted(ours)]
     for ref_path in reference:
         mine, theirs = read_zip(ours[ref_path.name]), read_zip(ref_path)
         layout_mine, layout_theirs = (json.loads(c.pop(".layout.json")) for c in (mine, theirs))
@@ -189,3 +182,34 @@ def test_zips_match_the_ones_pex_builds(packed_venv, tmp_path):  # noqa: F811
         theirs[record] = b"".join(line for line in theirs[record].splitlines(True)
                                   if line.split(b",")[0].decode() not in scripts)
         assert {n: v for n, v in theirs.items() if n not in scripts} == mine, ref_path.name
+
+
+def _site(prefix: Path) -> Path:
+    return sorted((prefix / "lib").glob("python*/site-packages"))[0]
+
+
+def test_zips_match_the_ones_pex_builds(packed_venv, tmp_path):
+    """numpy (compiled, with entry points and vendored libraries) and six (pure)."""
+    env = inspect_site_packages(packed_venv.root, (_site(packed_venv.root),))
+    assert_same_as_pex(packed_venv.root, [env.distributions[k] for k in ("numpy", "six")],
+                       tmp_path)
+
+
+def test_zips_match_pex_for_data_files_and_scripts(tmp_path):
+    """The smallest distributions of the test venv that install data files, Python
+    scripts that are not entry points, and other (binary, shell) scripts."""
+    prefix = Path(sys.prefix)
+    env = inspect_site_packages(prefix, (_site(prefix),))
+    kinds: dict = {"data": [], "python script": [], "other script": []}
+    for dist in env.distributions.values():
+        planned = distzip.plan(dist, prefix)
+        for arcname, source in planned.files:
+            kind = ("data" if arcname.startswith(".prefix/data/") else
+                    "python script" if isinstance(source, bytes) else
+                    "other script" if arcname.startswith(".prefix/bin/") else None)
+            if kind:
+                kinds[kind].append((planned.size, dist.key, dist))
+                break
+    assert all(kinds.values()), f"the test venv lacks some kind: {kinds}"
+    chosen = {d.key: d for d in (min(found, key=lambda t: t[:2])[2] for found in kinds.values())}
+    assert_same_as_pex(prefix, [chosen[k] for k in sorted(chosen)], tmp_path)

@@ -1,24 +1,24 @@
 """Turn a :class:`~cluster_pack.packspec.PackSpec` into a local artifact.
 
-The artifact is a standard PEX built by the ``pex`` tool, so that the standard pex
-runtime runs it (``python env.pex -m mod``). What makes it fast:
+The artifact is a standard PEX, run by the standard pex runtime (``python env.pex -m mod``)
+in pex's ``--venv`` execution mode: on a node the first start installs the environment
+once in ``PEX_ROOT`` and every later start re-executes that venv directly (as fast as a
+plain venv). Nothing is compressed by default: storing costs close to copying the bytes.
 
-* ``--venv-repository``: pex takes the files already installed in the venv instead of
-  resolving and building wheels again (no network, no compilation);
-* ``--intransitive``: we pass the exact list of distributions, pex checks nothing more;
-* ``--no-compress`` by default: storing is close to the cost of copying the bytes;
-* ``--venv`` execution mode: on a node the first start installs the environment once in
-  ``PEX_ROOT`` and every later start re-executes that venv directly (as fast as a
-  plain venv) instead of re-checking every distribution at each start.
+By default (``C_PACK_LAYOUT=parts``) it is a directory in pex's ``packed`` layout, one zip
+per distribution, published as content-addressed parts (:mod:`cluster_pack.parts`). The
+distribution zips are written by :mod:`cluster_pack.distzip` straight from the venv's
+installed files, cached per distribution, so a rebuild after a change zips only what
+changed. The pex runtime around them (``.bootstrap``, ``__main__.py``, ``PEX-INFO``) comes
+from a pex with no distribution, built by the ``pex`` tool once per machine and pex version.
 
-By default (``C_PACK_LAYOUT=parts``) the pex is built in pex's ``packed`` layout, a
-directory with one zip per distribution, published as content-addressed parts
-(:mod:`cluster_pack.parts`); pex caches those zips, so a rebuild after a change zips only
-the changed distributions, and unchanged zips keep their inode (their hashes are cached).
-
-With ``C_PACK_LAYOUT=pex``, environments too large for a zipapp (CPython < 3.13 cannot run a ZIP64 zipapp) are
-built as a pex directory and zipped into ``<name>.pex.zip``, which a node unpacks and
-runs as ``pyenv/__main__.py`` (the original's ``allow_large_pex`` layout).
+The ``pex`` tool builds the whole artifact when :mod:`~cluster_pack.distzip` declines a
+distribution, when ``additional_packages`` are not installed, and with
+``C_PACK_LAYOUT=pex`` (one zipapp file). It then reads the files installed in the venv
+(``--venv-repository --intransitive``: no resolve, no wheel builds, no network).
+Environments too large for a zipapp (CPython < 3.13 cannot run a ZIP64 zipapp) are built
+as a pex directory zipped into ``<name>.pex.zip``, which a node unpacks and runs as
+``pyenv/__main__.py`` (the original's ``allow_large_pex`` layout).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import stat
@@ -42,6 +43,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from cluster_pack import settings
 from cluster_pack.environment import Distribution
+from cluster_pack.errors import BuildError
 
 # Part of every cache key: bump it whenever the bytes written for a distribution change.
 FORMAT = 1
@@ -52,6 +54,7 @@ _CHUNK = 1024 * 1024
 # Metadata private to the installer that pex drops (it writes its own on the node).
 _INSTALLER_FILES = frozenset({"INSTALLER", "REQUESTED", "uv_build.json", "uv_cache.json"})
 _CACHE_MAX_AGE_S = 30 * 24 * 3600
+_logger = logging.getLogger(__name__)
 # A Python shebang: "python", "/usr/bin/env python3.11 -I", "/abs/path/pypy3" (the forms
 # pex recognises as Python, with an optional interpreter argument).
 _PYTHON_SHEBANG = re.compile(rb"(?:^|.*\W)(?:python|pypy)(?:\d+(?:\.\d+)*)?(?:\.exe)?(?:\s\S|$)",
@@ -174,7 +177,8 @@ def _within(path: str, root: str) -> bool:
 
 
 def plan(dist: Distribution, prefix: Path) -> _Plan:
-    """What goes into the zip of ``dist``, read from its RECORD; no file content is read."""
+    """What goes into the zip of ``dist``, read from its RECORD (of the files themselves,
+    only scripts are read: their shebang may need rewriting)."""
     meta = dist.metadata_dir
     if not meta.name.endswith(".dist-info"):
         raise Unsupported(f"{meta.name} is not a .dist-info directory")
@@ -291,7 +295,7 @@ def _info(arcname: str, mode: int, size: int, method: int) -> zipfile.ZipInfo:
 
 def write(planned: _Plan, dest: Path, compress: bool) -> DistZip:
     """Write the zip of a planned distribution to ``dest`` (atomically: a temporary
-    file renamed into place)."""
+    file renamed into place), read-only."""
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".distzip-")
@@ -378,16 +382,20 @@ class DistZipCache:
             pass
 
     @staticmethod
-    def key(dist: Distribution, compress: bool) -> str:
-        st = (dist.metadata_dir / "RECORD").stat()
+    def key(dist: Distribution, compress: bool) -> Optional[str]:
+        """None when the RECORD cannot be read (:func:`plan` then says why)."""
+        try:
+            st = (dist.metadata_dir / "RECORD").stat()
+        except OSError:
+            return None
         return (f"{FORMAT}:{int(compress)}:{dist.metadata_dir}:"
                 f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
 
     def path(self, sha256: str) -> Path:
         return self.root / f"{sha256}.zip"
 
-    def get(self, key: str) -> Optional[DistZip]:
-        entry = self._entries.get(key)
+    def get(self, key: Optional[str]) -> Optional[DistZip]:
+        entry = self._entries.get(key) if key else None
         if not entry:
             return None
         try:
@@ -423,6 +431,12 @@ class DistZipCache:
                 except OSError:
                     pass
         self._entries = kept
+        for leftover in (self.root / "incoming").glob("*"):  # of killed writers
+            try:
+                if now - leftover.lstat().st_mtime > 24 * 3600:
+                    leftover.unlink()
+            except OSError:
+                pass
         settings.ensure_private_dir(self.root)
         tmp = self._index_path.with_name(f".index.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self._entries))
@@ -451,18 +465,27 @@ def zip_distributions(dists: Sequence[Distribution], prefix: Path, compress: boo
         staging = cache.root / "incoming"
 
         def one(planned: _Plan) -> DistZip:
+            # named by content only once written: written in a staging directory first
             tmp = staging / f"{os.getpid()}-{planned.wheel_name}"
             written = write(planned, tmp, compress)
             os.replace(tmp, cache.path(written.sha256))
             return written
 
-        settings.ensure_private_dir(cache.root)
         workers = max(1, min(len(todo), os.cpu_count() or 1))
-        with ThreadPoolExecutor(workers) as pool:
-            done = dict(zip((p.dist.metadata_dir for p in todo), pool.map(one, todo)))
+        try:
+            settings.ensure_private_dir(cache.root)
+            with ThreadPoolExecutor(workers) as pool:
+                done = dict(zip((p.dist.metadata_dir for p in todo), pool.map(one, todo)))
+        except OSError as exc:
+            raise BuildError(f"cannot write the distribution zips in {cache.root} "
+                             f"(C_PACK_CACHE_DIR): {exc.strerror or exc}") from None
         for i, dist in enumerate(dists):
             if found[i] is None:
                 found[i] = done[dist.metadata_dir]
-                cache.put(keys[i], found[i])
-    cache.save()
+                if keys[i]:
+                    cache.put(keys[i], found[i])
+    try:
+        cache.save()
+    except OSError as exc:  # the zips are written: only later builds lose the shortcut
+        _logger.warning("cannot save the index of %s: %s", cache.root, exc)
     return [(f, cache.path(f.sha256)) for f in found if f is not None]

@@ -2,9 +2,10 @@
 
 ``upload_env`` builds a standard pex in pex's ``packed`` layout: a directory holding
 ``__main__.py``, ``PEX-INFO``, ``.bootstrap`` (the pex runtime, zipped) and ``.deps/<wheel>``,
-one zip per distribution (pex caches these zips, so re-building after a change only zips the
-changed distribution). Every file of that directory is a *part*, stored once under its
-sha256 in a pool shared by all environments of the same directory::
+one zip per distribution (cached per distribution, so re-building after a change only zips
+the changed distribution: :mod:`cluster_pack.distzip`). Every file of that directory is a
+*part*, stored once under its sha256 in a pool shared by all environments of the same
+directory::
 
     envs/myenv.json                        the manifest: layout "parts", the list of parts
     envs/.cluster-pack-parts/<sha256>      immutable parts, written only when absent
@@ -89,8 +90,8 @@ def tree_sha256(parts: Sequence[Part]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-# -- hashing, with a cache: pex hard-links unchanged zips from its own cache, so the
-# -- same inode with the same size and mtime is the same content ---------------------
+# -- hashing, with a cache: unchanged zips are hard links into a cache (distzip's or
+# -- pex's), so the same inode with the same size and mtime is the same content --------
 
 class HashCache:
     """sha256 of local files keyed by (device, inode, size, mtime), kept in a JSON file."""

@@ -148,6 +148,11 @@ def test_the_cache_writes_only_changed_distributions(tmp_path, monkeypatch):
     assert third[0] == first[0] and third[1][0].sha256 != first[1][0].sha256
     assert all(path.is_file() for _, path in third)
 
+    # refresh (upload_env(force_upload=True)): nothing cached is reused, the bytes are the same
+    refreshed = distzip.zip_distributions([one, two], tmp_path, False,
+                                          distzip.DistZipCache(cache_dir), refresh=True)
+    assert sorted(writes) == ["one", "two", "two"] and refreshed == third
+
 
 def test_a_cache_entry_whose_zip_is_gone_is_written_again(tmp_path):
     dist = make_dist(tmp_path, files={"foo.py": b"1"})

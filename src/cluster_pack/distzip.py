@@ -172,6 +172,30 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + digest.decode("ascii")
 
 
+class _RealPaths:
+    """``os.path.realpath`` of installed files, resolving each directory once (thousands
+    of files share a few hundred directories)."""
+
+    def __init__(self) -> None:
+        self._dirs: Dict[str, str] = {}
+
+    def regular_file(self, path: str) -> Optional[str]:
+        """The real path of ``path`` if it is (a link to) a regular file, else None."""
+        head, tail = os.path.split(path)
+        real_head = self._dirs.get(head)
+        if real_head is None:
+            real_head = self._dirs[head] = os.path.realpath(head)
+        real = os.path.join(real_head, tail)
+        try:
+            mode = os.lstat(real).st_mode
+            if stat.S_ISLNK(mode):
+                real = os.path.realpath(real)
+                mode = os.stat(real).st_mode
+        except OSError:
+            return None
+        return real if stat.S_ISREG(mode) else None
+
+
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -196,6 +220,7 @@ def plan(dist: Distribution, prefix: Path) -> _Plan:
     headers_real = os.path.join(prefix_real, "include", "site")
     entry_points = _entry_point_scripts(meta)
     record_arcname = f"{meta.name}/RECORD"
+    real_paths = _RealPaths()
 
     rows: List[List[str]] = []
     files: Dict[str, Union[str, bytes]] = {}
@@ -218,8 +243,8 @@ def plan(dist: Distribution, prefix: Path) -> _Plan:
         if path.endswith(".pyc"):
             continue
         source = os.path.normpath(os.path.join(site, path))
-        real = os.path.realpath(source)
-        if not os.path.isfile(real):
+        real = real_paths.regular_file(source)
+        if real is None:
             continue  # a RECORD naming a file that is not there: pex skips it too
         if _within(real, site_real) or _within(source, str(site)):
             base = site_real if _within(real, site_real) else str(site)
@@ -447,15 +472,18 @@ class DistZipCache:
 def zip_distributions(dists: Sequence[Distribution], prefix: Path, compress: bool,
                       cache: Optional[DistZipCache] = None,
                       progress: Callable[[str], None] = lambda message: None,
+                      refresh: bool = False, workers: Optional[int] = None,
                       ) -> List[Tuple[DistZip, Path]]:
-    """The zip of every distribution, written where the cache has none, on every core.
+    """The zip of every distribution, written where the cache has none (or for all of
+    them with ``refresh``), on every core.
 
+    ``workers``: threads writing zips (default: one per core).
     Raises :class:`Unsupported` (before writing anything) when one of them needs pex.
     Returns (zip, local file) in the order of ``dists``.
     """
     cache = cache or DistZipCache()
     keys = [cache.key(d, compress) for d in dists]
-    found = [cache.get(k) for k in keys]
+    found = [None if refresh else cache.get(k) for k in keys]
     todo = [plan(d, prefix) for d, f in zip(dists, found) if f is None]
     if todo:
         size = sum(p.size for p in todo)
@@ -471,7 +499,7 @@ def zip_distributions(dists: Sequence[Distribution], prefix: Path, compress: boo
             os.replace(tmp, cache.path(written.sha256))
             return written
 
-        workers = max(1, min(len(todo), os.cpu_count() or 1))
+        workers = max(1, min(len(todo), workers or os.cpu_count() or 1))
         try:
             settings.ensure_private_dir(cache.root)
             with ThreadPoolExecutor(workers) as pool:

@@ -217,7 +217,8 @@ def publish_env(
         if fallback and not force_upload and not use_parts:
             built = _reuse_fallback(fallback, spec, workdir, tmp_name, reporter)
         if built is None:
-            built = builder.build(spec, workdir, tmp_name)
+            # forced: nothing cached is trusted, every distribution is zipped again
+            built = builder.build(spec, workdir, tmp_name, rebuild=force_upload)
         manifest = _manifest_for(built, Path(path).name, spec.package_installed, fingerprint,
                                  env, env.name)
         if built.parts:

@@ -48,6 +48,8 @@ from cluster_pack.settings import LayoutOptimization
 _logger = logging.getLogger(__name__)
 
 PEX_SUFFIX = ".pex"
+# next to the cached runtime template: the sha256 of its .bootstrap (4 MB, never re-hashed)
+RUNTIME_SHA256 = ".bootstrap.sha256"
 LARGE_PEX_SUFFIX = ".pex.zip"
 
 ProgressCallback = Callable[[str], None]
@@ -120,21 +122,27 @@ class PexBuilder:
             return self._build_parts_with_pex(spec, workdir, name)
         if not spec.requirements:
             raise BuildError("there is nothing to pack: the package selection is empty")
-        # A pex subprocess builds the runtime (first time only) while this process zips;
-        # it then gets a core of its own: threads of this process fighting it for the
-        # cores (and for the GIL) take longer than the two jobs one after the other.
-        template_ready = (self._runtime_template_path(spec) / "PEX-INFO").is_file()
-        workers = (os.cpu_count() or 1) - (0 if template_ready else 1)
-        with ThreadPoolExecutor(1) as background:
-            template = background.submit(self._runtime_template, spec)
-            try:
-                zips = distzip.zip_distributions(
-                    [r.installed for r in spec.requirements if r.installed is not None],
-                    spec.environment.prefix, spec.compress, progress=self._progress,
-                    refresh=rebuild, workers=max(1, workers))
-                return self._assemble_parts(spec, template.result(), zips, workdir, name)
-            except distzip.Unsupported as exc:
-                _logger.info("packing with the pex tool: %s", exc)
+        dists = [r.installed for r in spec.requirements if r.installed is not None]
+        template = self._runtime_template_path(spec)
+
+        def zip_all(workers: Optional[int]) -> List[tuple]:
+            return distzip.zip_distributions(dists, spec.environment.prefix, spec.compress,
+                                             progress=self._progress, refresh=rebuild,
+                                             workers=workers)
+        try:
+            if (template / "PEX-INFO").is_file():
+                zips = zip_all(None)
+            else:
+                # The first time, a pex subprocess builds the runtime while this process
+                # zips, leaving it a core: threads fighting it for the cores (and for the
+                # GIL) take longer than the two jobs one after the other.
+                with ThreadPoolExecutor(1) as background:
+                    built = background.submit(self._runtime_template, spec)
+                    zips = zip_all(max(1, (os.cpu_count() or 1) - 1))
+                    template = built.result()
+            return self._assemble_parts(spec, template, zips, workdir, name)
+        except distzip.Unsupported as exc:
+            _logger.info("packing with the pex tool: %s", exc)
         return self._build_parts_with_pex(spec, workdir, name)
 
     def _build_parts_with_pex(self, spec: PackSpec, workdir: Path, name: str) -> BuiltArtifact:
@@ -160,6 +168,7 @@ class PexBuilder:
         with tempfile.TemporaryDirectory(dir=template.parent, prefix=".building-") as tmp:
             built = Path(tmp) / "out.pex"
             self._pex(spec, None, [], built, "packed")
+            (built / RUNTIME_SHA256).write_text(file_sha256(built / ".bootstrap"))
             try:
                 os.rename(built, template)
             except OSError:
@@ -204,7 +213,10 @@ class PexBuilder:
                 _link_or_copy(path, out / ".deps" / written.wheel_name)
             os.replace(out, output)
         known = {f".deps/{z.wheel_name}": z.sha256 for z, _ in zips}
-        self._progress("hashing the runtime")
+        try:
+            known[".bootstrap"] = (template / RUNTIME_SHA256).read_text().strip()
+        except OSError:
+            pass  # a template from an older cluster-pack: hashed below
         listed = parts_module.list_parts(output, known=known)
         return _parts_artifact(output, listed, spec.requirements)
 

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import stat
 import tempfile
 import time
@@ -376,11 +377,7 @@ def _write_file(zf: zipfile.ZipFile, arcname: str, source: str, method: int) -> 
         st = os.fstat(src.fileno())
         info = _info(arcname, stat.S_IFREG | stat.S_IMODE(st.st_mode), st.st_size, method)
         with zf.open(info, "w") as dst:
-            while True:
-                chunk = src.read(_CHUNK)
-                if not chunk:
-                    break
-                dst.write(chunk)
+            shutil.copyfileobj(src, dst, _CHUNK)
 
 
 # -- the per-distribution cache ---------------------------------------------------------

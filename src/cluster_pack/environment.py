@@ -188,11 +188,31 @@ def _editable_location(dist: md.Distribution) -> Optional[Path]:
     return Path(unquote(url.path)) if url.scheme == "file" else None
 
 
+def _header_name_and_version(dist: md.Distribution) -> Tuple[str, str]:
+    """Name and Version from the metadata's header lines ("" when not found there).
+
+    importlib.metadata parses the whole file (long description included) with the email
+    parser, twice for both fields: most of the time of an unchanged ``upload_env``.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    found: Dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the end of the headers
+        key, sep, value = line.partition(":")
+        if sep and line[0] not in " \t":
+            found.setdefault(key.strip().lower(), value.strip())
+        if "name" in found and "version" in found:
+            break
+    return found.get("name", ""), found.get("version", "")
+
+
 def _describe(dist: md.Distribution, site_dir: Path) -> Distribution:
     metadata_dir = Path(str(dist._path))  # type: ignore[attr-defined]
     try:
-        name = dist.metadata["Name"]
-        version = dist.version
+        name, version = _header_name_and_version(dist)
+        if not name or not version:  # unusual metadata: the full parser decides
+            name, version = dist.metadata["Name"], dist.version
     except Exception as exc:  # unreadable METADATA
         raise BrokenDistributionError(
             f"cannot read the metadata of {metadata_dir}: {exc}; "

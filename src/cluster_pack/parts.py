@@ -149,11 +149,10 @@ def list_parts(pex_dir: Path, cache: Optional[HashCache] = None,
                known: Optional[Dict[str, str]] = None) -> List[Tuple[Part, Path]]:
     """The parts of a packed pex directory, hashed on every core (hashlib releases the GIL).
 
-    ``known`` maps relative paths to sha256 already computed (not hashed again).
-    Symbolic links (pex's ``pex -> __main__.py`` convenience link) are not parts.
+    ``known`` maps relative paths to sha256 already computed (not hashed again); small
+    files are hashed without the cache. Symbolic links (pex's ``pex -> __main__.py``
+    convenience link) are not parts.
     """
-    known = known or {}
-    cache = cache or HashCache()
     files: List[Path] = []
     for root, dirs, names in os.walk(pex_dir):
         dirs.sort()
@@ -161,18 +160,22 @@ def list_parts(pex_dir: Path, cache: Optional[HashCache] = None,
             path = Path(root) / name
             if not path.is_symlink():
                 files.append(path)
-    def digest(path: Path) -> str:
-        return known.get(path.relative_to(pex_dir).as_posix()) or cache.sha256(path)
 
-    workers = max(1, min(len(files), os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:
-        digests = list(pool.map(digest, files))
-    cache.save()
+    def rel(path: Path) -> str:
+        return path.relative_to(pex_dir).as_posix()
+
+    digests = dict(known or {})
+    large = [f for f in files if rel(f) not in digests and f.stat().st_size >= _HASH_CHUNK]
+    if large:  # through the cache, on every core
+        cache = cache or HashCache()
+        with ThreadPoolExecutor(max(1, min(len(large), os.cpu_count() or 1))) as pool:
+            digests.update(zip(map(rel, large), pool.map(cache.sha256, large)))
+        cache.save()
     out = []
-    for path, digest in zip(files, digests):
+    for path in files:
         st = path.stat()
-        out.append((Part(path.relative_to(pex_dir).as_posix(), digest, st.st_size,
-                         bool(st.st_mode & stat.S_IXUSR)), path))
+        digest = digests.get(rel(path)) or file_sha256(path)
+        out.append((Part(rel(path), digest, st.st_size, bool(st.st_mode & stat.S_IXUSR)), path))
     return out
 
 

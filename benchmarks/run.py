@@ -962,7 +962,7 @@ def render_chart(json_path: Path, png_path: Path) -> None:
 
     results = json.loads(json_path.read_text())
     envs = list(results["envs"].items())
-    fig, axes = plt.subplots(len(envs), 1, figsize=(14, 5.5 * len(envs)), squeeze=False)
+    fig, axes = plt.subplots(len(envs), 1, figsize=(14, 6.5 * len(envs)), squeeze=False)
     keys: List[str] = []
     for _e, er in envs:
         keys += [k for k in er["tools"] if k not in keys]
@@ -989,7 +989,7 @@ def render_chart(json_path: Path, png_path: Path) -> None:
         ax.set_ylabel("seconds (median; whisker down to min)")
         ax.set_title(f"{env_name} env ({er['site_packages_bytes'] / 2**20:.0f} MiB, "
                      f"{er['site_packages_files']} files) — {results['date']}")
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.06))
         ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)

@@ -334,7 +334,7 @@ def write(planned: _Plan, dest: Path, compress: bool) -> DistZip:
                 entries.append((planned.record_arcname, None))
                 entries.sort()
                 for arcname, source in entries:
-                    _write_parents(zf, arcname, written_dirs, method)
+                    _write_parents(zf, arcname, written_dirs)
                     if source is None:
                         zf.writestr(_info(arcname, 0o100644, len(planned.record), method),
                                     planned.record)
@@ -342,7 +342,7 @@ def write(planned: _Plan, dest: Path, compress: bool) -> DistZip:
                         zf.writestr(_info(arcname, 0o100755, len(source), method), source)
                     else:
                         _write_file(zf, arcname, source, method)
-                # the fingerprint covers every byte written before it, layout included
+                # the fingerprint: a digest of every byte written so far (all but the layout)
                 fingerprint = out.digest.copy().hexdigest()
                 layout = {"fingerprint": fingerprint, "record_relpath": planned.record_arcname,
                           "root_is_purelib": planned.root_is_purelib, "stash_dir": STASH_DIR,
@@ -363,7 +363,7 @@ def write(planned: _Plan, dest: Path, compress: bool) -> DistZip:
     return DistZip(planned.wheel_name, fingerprint, sha256, size)
 
 
-def _write_parents(zf: zipfile.ZipFile, arcname: str, written: set, method: int) -> None:
+def _write_parents(zf: zipfile.ZipFile, arcname: str, written: set) -> None:
     parts = arcname.split("/")[:-1]
     for depth in range(1, len(parts) + 1):
         directory = "/".join(parts[:depth]) + "/"

@@ -218,3 +218,18 @@ def test_zips_match_pex_for_data_files_and_scripts(tmp_path):
     assert all(kinds.values()), f"the test venv lacks some kind: {kinds}"
     chosen = {d.key: d for d in (min(found, key=lambda t: t[:2])[2] for found in kinds.values())}
     assert_same_as_pex(prefix, [chosen[k] for k in sorted(chosen)], tmp_path)
+
+
+def test_a_tampered_cache_index_is_not_followed(tmp_path):
+    dist = make_dist(tmp_path, files={"foo.py": b"1"})
+    cache_dir = tmp_path / "cache"
+    (written, _), = distzip.zip_distributions([dist], tmp_path, False, distzip.DistZipCache(cache_dir))
+    outside = tmp_path / "outside.zip"
+    outside.write_bytes(b"x" * written.size)
+    index = json.loads((cache_dir / "index.json").read_text())
+    for entry in index.values():
+        entry["sha256"] = "../outside"
+    (cache_dir / "index.json").write_text(json.dumps(index))
+    (again, path), = distzip.zip_distributions([dist], tmp_path, False,
+                                              distzip.DistZipCache(cache_dir))
+    assert again == written and path.parent == cache_dir

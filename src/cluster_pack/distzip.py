@@ -62,6 +62,8 @@ _PYTHON_SHEBANG = re.compile(rb"(?:^|.*\W)(?:python|pypy)(?:\d+(?:\.\d+)*)?(?:\.
                              re.IGNORECASE)
 _ENCODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-_.a-zA-Z0-9]+)")
 _TRIPLE = b"'" * 3
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_WHEEL_NAME = re.compile(r"[A-Za-z0-9_.+=~-]+\.whl")  # also a valid part path component
 
 
 class Unsupported(Exception):
@@ -423,7 +425,8 @@ class DistZipCache:
         try:
             found = DistZip(str(entry["wheel_name"]), str(entry["fingerprint"]),
                             str(entry["sha256"]), int(entry["size"]))
-            if self.path(found.sha256).stat().st_size != found.size:
+            if not (_SHA256.fullmatch(found.sha256) and _WHEEL_NAME.fullmatch(found.wheel_name)
+                    and self.path(found.sha256).stat().st_size == found.size):
                 return None
         except (KeyError, ValueError, OSError):
             return None
@@ -447,7 +450,7 @@ class DistZipCache:
         live = {v.get("sha256") for v in kept.values()}
         for key in stale:
             sha = self._entries[key].get("sha256")
-            if sha not in live and isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha):
+            if sha not in live and isinstance(sha, str) and _SHA256.fullmatch(sha):
                 try:
                     self.path(sha).unlink()
                 except OSError:

@@ -147,10 +147,11 @@ def file_sha256(path: Path) -> str:
 
 def list_parts(pex_dir: Path, cache: Optional[HashCache] = None,
                known: Optional[Dict[str, str]] = None) -> List[Tuple[Part, Path]]:
-    """The parts of a packed pex directory, hashed on every core (hashlib releases the GIL).
+    """The parts of a packed pex directory with their sha256.
 
-    ``known`` maps relative paths to sha256 already computed (not hashed again); small
-    files are hashed without the cache. Symbolic links (pex's ``pex -> __main__.py``
+    ``known`` maps relative paths to sha256 already computed (not hashed again). Other
+    large files are hashed through the :class:`HashCache` on every core (hashlib releases
+    the GIL), small ones directly. Symbolic links (pex's ``pex -> __main__.py``
     convenience link) are not parts.
     """
     files: List[Path] = []

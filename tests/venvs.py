@@ -67,18 +67,19 @@ class TestVenv:
         (self.toyproj / "src" / "toyproj" / "__init__.py").write_text(f"VALUE = {value!r}\n")
 
 
-def make_toy_project(root: Path) -> Path:
-    project = root / "toyproj"
-    (project / "src" / "toyproj").mkdir(parents=True)
-    (project / "pyproject.toml").write_text(textwrap.dedent("""
+def make_toy_project(root: Path, name: str = "toyproj", value: str = "v1") -> Path:
+    """``root/<name>``: a src-layout project whose package ``<name>`` holds ``VALUE``."""
+    project = root / name
+    (project / "src" / name).mkdir(parents=True)
+    (project / "pyproject.toml").write_text(textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools>=64"]
         build-backend = "setuptools.build_meta"
         [project]
-        name = "toyproj"
+        name = "{name}"
         version = "0.1"
         """))
-    (project / "src" / "toyproj" / "__init__.py").write_text("VALUE = 'v1'\n")
+    (project / "src" / name / "__init__.py").write_text(f"VALUE = {value!r}\n")
     return project
 
 

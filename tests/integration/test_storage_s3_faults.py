@@ -289,20 +289,10 @@ print("S3TOY " + s3toy.VALUE + " six=" + six.__version__ + " " + " ".join(sys.ar
 
 @pytest.fixture(scope="module")
 def s3_venv(tmp_path_factory):
-    from tests.venvs import build_venv
+    from tests.venvs import build_venv, make_toy_project
 
     root = tmp_path_factory.mktemp("s3venv")
-    project = root / "s3toy"
-    (project / "src" / "s3toy").mkdir(parents=True)
-    (project / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=64"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "s3toy"
-        version = "0.1"
-        """))
-    (project / "src" / "s3toy" / "__init__.py").write_text("VALUE = 'from-s3'\n")
+    project = make_toy_project(root, "s3toy", "from-s3")
     (project / "src" / "s3toy" / "job.py").write_text(JOB)
     t0 = time.monotonic()
     venv = build_venv(root / "venv", ["six", "s3fs"], editables=[REPO, project])

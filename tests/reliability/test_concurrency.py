@@ -59,17 +59,14 @@ print(json.dumps(stats))
 """
 
 
-def _run_concurrently(targets, jobs, readers, duration, summary):
-    procs = [subprocess.Popen([sys.executable, "-c", PUBLISH, *job], stderr=subprocess.PIPE,
-                              text=True) for job in jobs]
-    rprocs = [subprocess.Popen([sys.executable, "-c", READER, ",".join(targets), str(duration)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-              for _ in range(readers)]
+def _wait_for(procs, rprocs, counters, summary):
+    """Wait for the publishers (each must succeed), then sum the readers' JSON counters.
+    Returns (totals, details)."""
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
         summary.add("runs")
-    totals = {"checks": 0, "mismatches": 0, "torn": 0, "retries": 0, "missing": 0}
+    totals = dict.fromkeys(counters, 0)
     details = []
     for proc in rprocs:
         out, err = proc.communicate(timeout=600)
@@ -79,6 +76,17 @@ def _run_concurrently(targets, jobs, readers, duration, summary):
         for k in totals:
             totals[k] += stats[k]
     summary.add("reader_checks", totals["checks"])
+    return totals, details
+
+
+def _run_concurrently(targets, jobs, readers, duration, summary):
+    procs = [subprocess.Popen([sys.executable, "-c", PUBLISH, *job], stderr=subprocess.PIPE,
+                              text=True) for job in jobs]
+    rprocs = [subprocess.Popen([sys.executable, "-c", READER, ",".join(targets), str(duration)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(readers)]
+    totals, details = _wait_for(procs, rprocs,
+                                ("checks", "mismatches", "torn", "retries", "missing"), summary)
     summary.add("artifacts_corrupted", totals["mismatches"])
     # race.pex gets *different* content from several publishers at once: a reader can see
     # the new artifact before its manifest (documented in SECURITY.md); the sha256 check
@@ -212,20 +220,8 @@ def _run_parts_concurrently(jobs, targets, readers, duration, tmp_path, summary,
               for _ in range(readers)]
     time.sleep(1.0)  # every publisher imported and waiting: they start together
     go.write_text("go")
-    for proc in procs:
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err
-        summary.add("runs")
-    totals = {"checks": 0, "problems": 0, "missing_manifest": 0, "rewritten": 0}
-    details = []
-    for proc in rprocs:
-        out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err
-        stats = json.loads(out.strip().splitlines()[-1])
-        details += stats.pop("details")
-        for k in totals:
-            totals[k] += stats[k]
-    summary.add("reader_checks", totals["checks"])
+    totals, details = _wait_for(procs, rprocs,
+                                ("checks", "problems", "missing_manifest", "rewritten"), summary)
     summary.add("artifacts_corrupted", totals["problems"] + totals["rewritten"])
     return totals, details
 

@@ -198,13 +198,17 @@ def _kill_loop(target, versions, summary, runs: int, env=None, label: str = ""):
             summary.add("artifacts_corrupted")
             pytest.fail(f"{label} run {run}: the publish after the kill left "
                         f"manifest {manifest_sha} / artifact {artifact_sha}")
-        leaked = target.temporaries()
-        if leaked:
-            summary.add("leaked_temporaries", len(leaked))
-            pytest.fail(f"{label} run {run}: temporaries survived the next publish "
-                        f"although older than the threshold: {leaked}")
+        _fail_on_leaked_temporaries(target, label, run, summary)
     print(f"{label} kill loop: {runs} runs, whole publish {full:.2f}s, {outcomes}")
     summary.figure(f"{label} kill loop outcomes", json.dumps(outcomes))
+
+
+def _fail_on_leaked_temporaries(target, label, run, summary):
+    leaked = target.temporaries()
+    if leaked:
+        summary.add("leaked_temporaries", len(leaked))
+        pytest.fail(f"{label} run {run}: temporaries survived the next publish "
+                    f"although older than the threshold: {leaked}")
 
 
 def test_kill_loop_local_store(tmp_path, versions, summary):
@@ -548,11 +552,7 @@ def _parts_kill_loop(url, tmp_path, summary, runs, megabytes, env, label):
             summary.add("artifacts_corrupted")
             pytest.fail(f"{label} run {run}: the publish after the kill left manifest of "
                         f"run {known[manifest.sha256]}, problems {problems}")
-        leaked = target.temporaries()
-        if leaked:
-            summary.add("leaked_temporaries", len(leaked))
-            pytest.fail(f"{label} run {run}: temporaries survived the next publish "
-                        f"although older than the threshold: {leaked}")
+        _fail_on_leaked_temporaries(target, label, run, summary)
         shutil.rmtree(tmp_path / f"v{run}")
     # every killed publisher's build copy is in TMPDIR (a real build: the cache's build
     # dir, swept by the next publish once stale)

@@ -59,14 +59,7 @@ def test_verified_once_per_cached_copy(published, tmp_path, hash_counter, summar
 @pytest.mark.parametrize("damage", ["tampered", "truncated", "appended"])
 def test_damaged_artifact_refused_naming_the_path(published, tmp_path, damage, summary):
     spec = _spec(published)  # the manifest is read now, as a launcher does
-    data = bytearray(Path(published).read_bytes())
-    if damage == "tampered":
-        data[len(data) // 2] ^= 0xFF
-    elif damage == "truncated":
-        data = data[: len(data) - 1000]
-    else:
-        data += b"#!/bin/sh\nevil\n"
-    Path(published).write_bytes(bytes(data))
+    _damage(Path(published), damage)
     summary.add("faults_injected")
     with pytest.raises(IntegrityError) as err:
         runner.run(spec, node_dir=tmp_path / "node")
@@ -121,6 +114,8 @@ def test_parts_verified_once_per_cached_copy(published_parts, tmp_path, hash_cou
 
 
 def _damage(path: Path, damage: str) -> None:
+    """Remove, flip a byte of, cut or extend the file (made writable first: parts are
+    read-only)."""
     if damage == "missing":
         path.unlink()
         return

@@ -139,6 +139,16 @@ def _stage(conf, key, work):
     return f"./{conf['spark.pyspark.python'].rsplit('/', 1)[-1]}"
 
 
+def _stage_local_cluster(parts_env, tmp_path):
+    """The parts of ``parts_env`` staged as on a local-cluster executor:
+    (manifest, working directory, launcher)."""
+    package_path, manifest = parts_env
+    conf = spark_conf.spark_conf(spark_conf.spark_launch_spec(package_path, manifest=manifest),
+                                 master="local-cluster[2,1,1024]", launcher_dir=tmp_path)
+    work = tmp_path / "executor"
+    return manifest, work, _stage(conf, "spark.files", work)
+
+
 PARTS_CODE = ("import os, sys, fake_pyspark; print(fake_pyspark.VALUE); print(sys.prefix); "
               "print(os.environ['PEX'])")
 
@@ -171,11 +181,7 @@ def test_parts_are_assembled_in_the_working_dir_and_run(tmp_path, parts_env, mas
 
 
 def test_concurrent_workers_assemble_the_parts_once(tmp_path, parts_env):
-    package_path, manifest = parts_env
-    conf = spark_conf.spark_conf(spark_conf.spark_launch_spec(package_path, manifest=manifest),
-                                 master="local-cluster[2,1,1024]", launcher_dir=tmp_path)
-    work = tmp_path / "executor"
-    launcher = _stage(conf, "spark.files", work)
+    _, work, launcher = _stage_local_cluster(parts_env, tmp_path)
     env = {"PATH": os.environ["PATH"], "HOME": str(work)}
     procs = [subprocess.Popen([launcher, "-c", "import os; print(os.environ['PEX'])"], cwd=work,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -187,11 +193,7 @@ def test_concurrent_workers_assemble_the_parts_once(tmp_path, parts_env):
 
 
 def test_a_missing_part_is_named_and_nothing_is_assembled(tmp_path, parts_env):
-    package_path, manifest = parts_env
-    conf = spark_conf.spark_conf(spark_conf.spark_launch_spec(package_path, manifest=manifest),
-                                 master="local-cluster[2,1,1024]", launcher_dir=tmp_path)
-    work = tmp_path / "executor"
-    launcher = _stage(conf, "spark.files", work)
+    manifest, work, launcher = _stage_local_cluster(parts_env, tmp_path)
     lost = next(p for p in manifest.parts if p.path.startswith(".deps/") or p.path == ".bootstrap")
     os.unlink(work / lost.sha256)
     out = _run(work, launcher, {}, "print(1)")

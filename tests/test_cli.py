@@ -96,15 +96,24 @@ def test_cli_upload_info_ls_run_on_a_real_venv(packed_venv, store_dir):
     assert info["package_installed"] == ["six==1.17.0"] or info["package_installed"][0].startswith("six==")
     assert info["layout"] == "parts" and info["exists"] and info["missing_parts"] == []
     assert info["parts_count"] == len(info["parts"]) >= 4
+    assert info["file_size"] == Path(data["path"]).stat().st_size  # the original's file too
     listing = json.loads(subprocess.run([packed_venv.cli, "ls", "--json"], env=env,
                                         capture_output=True, text=True, check=True).stdout)
-    assert [(r["path"], r["layout"]) for r in listing] == [(data["path"], "parts")]
-    assert listing[0]["size"] == info["size"]
+    assert [(r["path"], r["layout"]) for r in listing] == [(data["path"], "pex")]
+    assert listing[0]["size"] == info["file_size"]
     run = subprocess.run([packed_venv.cli, "run", "--local", "--package-path", data["path"],
                           "--", "python", "-c", "import six, sys; print(six.__name__, sys.argv[1:])",
                           "a b", "$HOME"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "six ['a b', '$HOME']" in run.stdout
+    # --layout chooses what is published: the parts alone leave nothing at the path
+    target = store_dir / "parts-only.pex"
+    parts_only = json.loads(subprocess.run(
+        [packed_venv.cli, "upload", "--json", "--only-packages", "six", "--layout", "parts",
+         "--package-path", str(target)], env=env, capture_output=True, text=True,
+        check=True).stdout)
+    assert parts_only["built"] and not target.exists()
+    assert json.loads(target.with_suffix(".json").read_text())["file_sha256"] is None
 
 
 def test_ls_lists_parts_environments_and_single_files_but_no_other_json(capsys, tmp_path):

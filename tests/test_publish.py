@@ -1,7 +1,9 @@
 """End to end on a real venv: pack, publish to a local store, run through the local runner."""
 
+import hashlib
 import json
 import os
+import subprocess
 import threading
 import zipfile
 from functools import partial
@@ -9,6 +11,8 @@ from http.server import HTTPServer, SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from tests.venvs import REPO, TestVenv, build_venv
 
 # Spies on the builder and on every way publishing writes to the store: what a call did
 # is checked from its actions, not only from what it reports.
@@ -50,6 +54,7 @@ def upload(venv, store, env=None, **kwargs):
 
 
 PEX_LAYOUT = {"C_PACK_LAYOUT": "pex"}
+PARTS_LAYOUT = {"C_PACK_LAYOUT": "parts"}
 
 
 def pex_distributions(path):
@@ -116,15 +121,23 @@ def test_upload_env_publishes_a_runnable_self_contained_pex(packed_venv, store_d
     artifact = Path(first["path"])
     manifest = json.loads(artifact.with_suffix(".json").read_text())
     assert manifest["artifact_name"] == artifact.name and manifest["layout"] == "parts"
-    assert not artifact.exists()  # nothing but the manifest and the pool
+    # the original's single file at the returned path, and the parts pool beside it
+    assert artifact.is_file() and artifact.stat().st_size == manifest["file_size"]
+    assert hashlib.sha256(artifact.read_bytes()).hexdigest() == manifest["file_sha256"]
+    assert artifact.read_bytes().startswith(b"#!/usr/bin/env python3.")
+    with zipfile.ZipFile(artifact) as zf:
+        single_info = json.loads(zf.read("PEX-INFO"))
+    assert single_info["inherit_path"] == "fallback"
     pool = artifact.parent / ".cluster-pack-parts"
     for part in manifest["parts"]:
         assert (pool / part["sha256"]).stat().st_size == part["size"]
     assert manifest["size"] == sum(p["size"] for p in manifest["parts"])
-    assert first["written"] >= manifest["size"]
+    assert first["written"] >= manifest["size"] + manifest["file_size"]
     assert any(p.startswith("numpy==") for p in manifest["package_installed"])
     assert not any(p.startswith("toyproj") for p in manifest["package_installed"])
     assert {"numpy", "six", "pex"} <= set(pex_distributions(artifact))
+    assert sorted(single_info["distributions"]) == sorted(json.loads(
+        (pool / parts_by_path(artifact)["PEX-INFO"]["sha256"]).read_text())["distributions"])
 
     seen = run_job(packed_venv, store_dir, first["path"])
     assert seen["toy"] == "v1"
@@ -134,7 +147,38 @@ def test_upload_env_publishes_a_runnable_self_contained_pex(packed_venv, store_d
     assert not [p for p in seen["sys_path"] if p.startswith(packing)]
 
 
+def test_the_returned_path_runs_alone_with_a_bare_interpreter(packed_venv, store_dir, tmp_path):
+    """`python PATH` and `./PATH` with nothing but an interpreter, as 0.3.19's artifact ran."""
+    path = Path(upload(packed_venv, store_dir, only_packages=["numpy", "six"])["path"])
+    base = Path(packed_venv.base_python)
+    code = "import numpy, six, sys; print(numpy.__version__, six.__name__, sys.prefix)"
+    bare = {"PEX_ROOT": str(tmp_path / "pex_root"), "PATH": str(base.parent)}
+    by_python = subprocess.run(["env", "-i", *[f"{k}={v}" for k, v in bare.items()],
+                                str(base), str(path), "-c", code],
+                               capture_output=True, text=True, cwd=tmp_path)
+    assert by_python.returncode == 0, by_python.stderr
+    assert by_python.stdout.split()[1] == "six"
+    assert str(tmp_path / "pex_root") in by_python.stdout.split()[2]
+    by_itself = subprocess.run(["env", "-i", *[f"{k}={v}" for k, v in bare.items()],
+                                f"./{path.name}", "-c", code],
+                               capture_output=True, text=True, cwd=path.parent)
+    assert by_itself.returncode == 0, by_itself.stderr
+
+
+def test_default_noop_keeps_the_single_file_and_parts(packed_venv, store_dir):
+    first = upload(packed_venv, store_dir, only_packages=["six"])
+    before = published_state(first["path"]), Path(first["path"]).stat().st_ino
+    again = upload(packed_venv, store_dir, only_packages=["six"])
+    assert not again["built"] and again["writes"] == [] and again["builds"] == 0
+    assert (published_state(first["path"]), Path(first["path"]).stat().st_ino) == before
+    # a single file removed by hand is noticed and published again
+    Path(first["path"]).unlink()
+    repaired = upload(packed_venv, store_dir, only_packages=["six"])
+    assert repaired["built"] and Path(first["path"]).is_file()
+
+
 def test_second_call_is_a_noop_and_force_rebuilds(packed_venv, store_dir, job):
+    upload = partial(globals()["upload"], env=PARTS_LAYOUT)
     first = upload(packed_venv, store_dir)
     assert first["builds"] == 1 and first["writes"]
     before = published_state(first["path"])
@@ -158,6 +202,7 @@ def test_second_call_is_a_noop_and_force_rebuilds(packed_venv, store_dir, job):
 
 
 def test_changing_one_package_writes_only_its_part_and_the_manifest(packed_venv, store_dir):
+    upload = partial(globals()["upload"], env=PARTS_LAYOUT)
     target = str(store_dir / "delta.pex")
     first = upload(packed_venv, store_dir, package_path=target, only_packages=["numpy"])
     before = pool_files(target)
@@ -337,15 +382,23 @@ def test_jobs_launched_from_jobs_reuse_the_published_environment(packed_venv, st
     assert store_tree(envs) == before and published_state(path) == state
 
 
-def test_large_env_is_published_as_parts_by_default_and_runs(packed_venv, store_dir, job):
-    # a 1-byte threshold makes this small venv "too large for a zipapp": parts have no limit
+def test_large_env_gets_the_pex_zip_beside_its_parts_and_runs(packed_venv, store_dir, job):
+    # a 1-byte threshold makes this small venv "too large for a zipapp": the single file
+    # is the original's .pex.zip (unpacked as pyenv/), the parts have no limit
     result = upload(packed_venv, store_dir, env={"C_PACK_LARGE_PEX_THRESHOLD": "1"},
                     package_path=str(store_dir / "big.pex"))
-    assert result["path"] == str(store_dir / "big.pex")
-    manifest = json.loads((store_dir / "big.json").read_text())
-    assert manifest["layout"] == "parts" and not manifest["run"]["must_unpack"]
-    assert not (store_dir / "big.pex").exists() and not (store_dir / "big.pex.zip").exists()
+    assert result["path"] == str(store_dir / "big.pex.zip")
+    manifest = json.loads((store_dir / "big.pex.json").read_text())
+    assert manifest["layout"] == "parts" and manifest["file_sha256"]
+    with zipfile.ZipFile(store_dir / "big.pex.zip") as zf:
+        names = zf.namelist()
+    assert "__main__.py" in names and any(n.startswith(".deps/numpy-") for n in names)
     assert run_job(packed_venv, store_dir, result["path"])["toy"] == "v1"
+    # parts only: no zipapp limit, nothing at the path
+    parts_only = upload(packed_venv, store_dir, package_path=str(store_dir / "p.pex"),
+                        env={"C_PACK_LARGE_PEX_THRESHOLD": "1", **PARTS_LAYOUT})
+    assert parts_only["path"] == str(store_dir / "p.pex") and not Path(parts_only["path"]).exists()
+    assert run_job(packed_venv, store_dir, parts_only["path"])["toy"] == "v1"
 
 
 def test_large_layout_is_chosen_automatically_with_the_pex_layout(packed_venv, store_dir, job):
@@ -367,9 +420,12 @@ def test_large_layout_is_chosen_automatically_with_the_pex_layout(packed_venv, s
 def test_allow_large_pex_flag_is_honoured(packed_venv, store_dir):
     result = upload(packed_venv, store_dir, package_path=str(store_dir / "flag.pex"),
                     allow_large_pex=True, only_packages=["six"])
-    assert result["path"].endswith("flag.pex.zip")
-    assert json.loads((store_dir / "flag.pex.json").read_text())["layout"] == "pex.zip"
-    assert not (store_dir / ".cluster-pack-parts").exists()
+    assert result["path"].endswith("flag.pex.zip") and Path(result["path"]).is_file()
+    assert json.loads((store_dir / "flag.pex.json").read_text())["file_sha256"]
+    single = upload(packed_venv, store_dir, package_path=str(store_dir / "one.pex"),
+                    allow_large_pex=True, only_packages=["six"], env=PEX_LAYOUT)
+    assert single["path"].endswith("one.pex.zip")
+    assert json.loads((store_dir / "one.pex.json").read_text())["layout"] == "pex.zip"
 
 
 def test_switching_layouts_replaces_the_published_environment(packed_venv, store_dir):
@@ -377,7 +433,8 @@ def test_switching_layouts_replaces_the_published_environment(packed_venv, store
     single = upload(packed_venv, store_dir, env=PEX_LAYOUT, package_path=str(target),
                     only_packages=["six"])
     assert single["built"] and target.is_file()
-    parts = upload(packed_venv, store_dir, package_path=str(target), only_packages=["six"])
+    parts = upload(packed_venv, store_dir, env=PARTS_LAYOUT, package_path=str(target),
+                   only_packages=["six"])
     assert parts["built"]  # the layout is part of the fingerprint
     assert json.loads((store_dir / "switch.json").read_text())["layout"] == "parts"
     assert not target.exists()  # the stale single file would be another environment
@@ -424,6 +481,100 @@ def test_env_fallback_path_is_reused_when_it_matches(packed_venv, store_dir):
     assert pex_distributions(path2) == ["numpy", "six"]
     # the parts layout builds from the venv, whatever the fallback
     path3 = packed_venv.json(code.replace("reused.pex", "parts.pex"), store_dir,
-                             env={"C_PACK_ENV_FALLBACK_PATH": str(prebuilt)})
+                             env={"C_PACK_ENV_FALLBACK_PATH": str(prebuilt), **PARTS_LAYOUT})
     assert json.loads(Path(path3).with_suffix(".json").read_text())["layout"] == "parts"
     assert pex_distributions(path3) == ["six"] and not Path(path3).exists()
+
+
+# -- the original's single file (issue 14) ---------------------------------------------
+
+def _bare_run(venv, artifact, code, tmp, env=None):
+    """``python ARTIFACT -c CODE`` with nothing but the bare interpreter, in ``tmp``."""
+    bare = {"PEX_ROOT": str(tmp / "pex_root"), "PATH": str(Path(venv.base_python).parent),
+            **(env or {})}
+    return subprocess.run(["env", "-i", *[f"{k}={v}" for k, v in bare.items()],
+                           venv.base_python, str(artifact), "-c", code],
+                          capture_output=True, text=True, cwd=tmp)
+
+
+def test_include_editable_bakes_the_editable_projects_into_the_single_file(
+        packed_venv, store_dir, tmp_path):
+    target = str(store_dir / "with-editables.pex")
+    first = upload(packed_venv, store_dir, package_path=target, include_editable=True,
+                   only_packages=["six"])
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shipped = alone / "with-editables.pex"
+    shipped.write_bytes(Path(first["path"]).read_bytes())  # nothing shipped beside it
+    run = _bare_run(packed_venv, shipped, "import toyproj, cluster_pack; print(toyproj.VALUE)",
+                    alone)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["v1"]
+    try:
+        packed_venv.set_toy_value("edited")  # an edit changes what must be baked in
+        again = upload(packed_venv, store_dir, package_path=target, include_editable=True,
+                       only_packages=["six"])
+        assert again["built"]
+        shipped.write_bytes(Path(again["path"]).read_bytes())
+        run = _bare_run(packed_venv, shipped, "import toyproj; print(toyproj.VALUE)", alone)
+        assert run.stdout.split() == ["edited"], run.stderr
+    finally:
+        packed_venv.set_toy_value("v1")
+    # without the flag, the artifact alone does not have them (they ship at launch)
+    plain = upload(packed_venv, store_dir, package_path=str(store_dir / "plain.pex"),
+                   only_packages=["six"])
+    run = _bare_run(packed_venv, plain["path"], "import toyproj", tmp_path)
+    assert run.returncode != 0 and "toyproj" in run.stderr
+
+
+def test_packages_left_out_are_found_on_the_node_like_inherit_path_fallback(
+        packed_venv, store_dir, tmp_path):
+    """0.3.19 built with --inherit-path=fallback: ignored packages come from the node."""
+    path = upload(packed_venv, store_dir, ignored_packages=["six"],
+                  package_path=str(store_dir / "no-six.pex"))["path"]
+    with zipfile.ZipFile(path) as zf:
+        info = json.loads(zf.read("PEX-INFO"))
+        assert not any(n.startswith(".deps/six-") for n in zf.namelist())
+    assert info["inherit_path"] == "fallback" and info["venv_system_site_packages"]
+    # the node's own site-packages: here the user site of the node's interpreter
+    version = subprocess.run([packed_venv.base_python, "-c",
+                              "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    node_site = tmp_path / "userbase" / "lib" / f"python{version}" / "site-packages"
+    node_site.mkdir(parents=True)
+    (node_site / "six.py").write_text("NODE = True\n")
+    (node_site / "numpy.py").write_text("NODE = True\n")  # the artifact's numpy comes first
+    code = "import numpy, six; print(six.__file__, numpy.__file__)"
+    run = _bare_run(packed_venv, path, code, tmp_path,
+                    env={"PYTHONUSERBASE": str(tmp_path / "userbase")})
+    assert run.returncode == 0, run.stderr
+    six_file, numpy_file = run.stdout.split()
+    # six from the node (its own site-packages, or our user site when it has none)
+    assert not six_file.startswith(str(tmp_path / "pex_root"))
+    assert numpy_file.startswith(str(tmp_path / "pex_root"))
+
+
+def test_pex_layout_packs_a_venv_with_a_dependency_not_installed(store_dir, tmp_path):
+    """A --no-deps install leaves a requirement unsatisfied: the pex tool refused such a
+    venv, the single file is built from the installed files like the parts."""
+    venv = TestVenv(build_venv(tmp_path / "venv", ["six"], editables=[REPO]), tmp_path)
+    site = next((venv.root / "lib").glob("python*/site-packages"))
+    dist_info = site / "needy-1.0.dist-info"
+    dist_info.mkdir()
+    (site / "needy.py").write_text("VALUE = 'needy'\n")
+    files = {"METADATA": "Metadata-Version: 2.1\nName: needy\nVersion: 1.0\n"
+                         "Requires-Dist: not-installed-anywhere>=1\n\n",
+             "WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                      "Tag: py3-none-any\n"}
+    for name, text in files.items():
+        (dist_info / name).write_text(text)
+    (dist_info / "RECORD").write_text(
+        "needy.py,,\nneedy-1.0.dist-info/METADATA,,\nneedy-1.0.dist-info/WHEEL,,\n"
+        "needy-1.0.dist-info/RECORD,,\n")
+    for layout in ("pex", "pex+parts"):
+        path = upload(venv, store_dir, env={"C_PACK_LAYOUT": layout},
+                      package_path=str(store_dir / f"needy-{layout}.pex"),
+                      only_packages=["needy", "six"])["path"]
+        run = _bare_run(venv, path, "import needy, six; print(needy.VALUE)", tmp_path)
+        assert run.returncode == 0, (layout, run.stderr)
+        assert run.stdout.split() == ["needy"]

@@ -39,6 +39,11 @@ class TestVenv:
         return str(self.root / "bin" / "python")
 
     @property
+    def base_python(self) -> str:
+        """The bare interpreter the venv was made from (no site-packages of ours)."""
+        return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+    @property
     def cli(self) -> str:
         return str(self.root / "bin" / "cluster-pack")
 

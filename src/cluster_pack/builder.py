@@ -23,6 +23,7 @@ as a pex directory zipped into ``<name>.pex.zip``, which a node unpacks and runs
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from cluster_pack import _tools, distzip, settings
+from cluster_pack import _tools, distzip, settings, singlefile
 from cluster_pack import parts as parts_module
 from cluster_pack.environment import Distribution
 from cluster_pack.errors import BuildError, PackageSelectionError
@@ -54,6 +55,11 @@ LARGE_PEX_SUFFIX = ".pex.zip"
 
 ProgressCallback = Callable[[str], None]
 
+# The original built with ``--inherit-path=fallback``: packages left out on purpose
+# (``ignored_packages=["pyspark"]``) are found in the node's own site-packages, after the
+# environment's. In pex's venv mode that is the venv's view of the system site-packages.
+PEX_INFO_OPTIONS = {"inherit_path": "fallback", "venv_system_site_packages": True}
+
 
 @dataclass(frozen=True)
 class BuiltArtifact:
@@ -66,6 +72,8 @@ class BuiltArtifact:
     requirements: Sequence[str]
     # layout "parts": (part, local file) for every file of the packed directory ``path``
     parts: Sequence[tuple] = ()
+    # the single-file artifact written beside the parts (or alone: then it is ``path``)
+    single: Optional[singlefile.SingleFile] = None
 
     @property
     def suffix(self) -> str:
@@ -168,6 +176,11 @@ class PexBuilder:
         with tempfile.TemporaryDirectory(dir=template.parent, prefix=".building-") as tmp:
             built = Path(tmp) / "out.pex"
             self._pex(spec, None, [], built, "packed")
+            # pex hard-links .bootstrap out of its own cache and touches that file when it
+            # reuses it: a copy of our own keeps the parts' mtime still (YARN checks it)
+            private = built / ".bootstrap.copy"
+            shutil.copyfile(built / ".bootstrap", private)
+            os.replace(private, built / ".bootstrap")
             (built / RUNTIME_SHA256).write_text(file_sha256(built / ".bootstrap"))
             try:
                 os.rename(built, template)
@@ -192,6 +205,7 @@ class PexBuilder:
         old_hash = info.pop("pex_hash", None)
         info["distributions"] = {z.wheel_name: z.fingerprint for z, _ in zips}
         info["requirements"] = sorted(str(r) for r in spec.requirements)
+        info.update(PEX_INFO_OPTIONS)
         new_hash = hashlib.sha1(_json_dump(info).encode()).hexdigest()
         info["pex_hash"] = new_hash
         output = workdir / f"{name}{PEX_SUFFIX}"
@@ -222,31 +236,35 @@ class PexBuilder:
 
     def build(self, spec: PackSpec, workdir: Path, name: str,
               rebuild: bool = False) -> BuiltArtifact:
-        """Build ``workdir/<name>.pex`` (or ``.pex.zip`` for large environments);
-        ``rebuild``: reuse no cached distribution zip."""
+        """Build what ``spec`` asks for in ``workdir``: the packed directory
+        ``<name>.pex`` with its parts (``spec.parts``) and/or the single-file artifact
+        ``<name>.single.pex`` (``.pex.zip`` when large; ``spec.single_file``), written from
+        the packed directory by :mod:`cluster_pack.singlefile`.
+
+        ``rebuild``: reuse no cached distribution zip. With a single file only, the packed
+        directory is removed and the artifact's ``path`` is the file.
+        """
+        packed = self.build_parts(spec, workdir, name, rebuild)
+        if not spec.single_file:
+            return packed
+        suffix = LARGE_PEX_SUFFIX if spec.large else PEX_SUFFIX
+        layout = (LayoutOptimization[spec.layout_optimization].pex_layout if spec.large
+                  else singlefile.ZIPAPP)
+        output = workdir / f"{name}.single{suffix}"
+        self._progress(f"writing the single-file artifact ({_mib(packed.size)} MiB, "
+                       f"{layout} layout)")
+        try:
+            single = singlefile.write(
+                packed.path, output, layout, spec.environment.python_version,
+                sources=[(arcname, Path(path)) for arcname, path in spec.editable_sources])
+        except BaseException:
+            shutil.rmtree(packed.path, ignore_errors=True)
+            raise
         if spec.parts:
-            return self.build_parts(spec, workdir, name, rebuild)
-        # Everything pex writes (including its own ``out.pex~`` temporaries) stays in a
-        # temporary directory next to the target, cleaned up whatever happens; ``name``
-        # carries the store's temporary marker so a killed build is swept later.
-        with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{name}-dir-") as tmp:
-            tmp_path = Path(tmp)
-            venv, requirements = self._source(spec, tmp_path)
-            suffix = LARGE_PEX_SUFFIX if spec.large else PEX_SUFFIX
-            built = tmp_path / f"out{suffix}"
-            if spec.large:
-                pex_dir = tmp_path / "out-dir.pex"
-                layout = LayoutOptimization[spec.layout_optimization].pex_layout
-                self._pex(spec, venv, requirements, pex_dir, layout)
-                self._progress("zipping the large environment")
-                zip_directory(pex_dir, built, compress=spec.compress)
-            else:
-                self._pex(spec, venv, requirements, built, "zipapp")
-            output = workdir / f"{name}{suffix}"
-            os.replace(built, output)  # same filesystem: a rename, no copy
-        self._progress("hashing")
-        return BuiltArtifact(output, spec.large, output.stat().st_size, file_sha256(output),
-                             tuple(sorted(str(r) for r in requirements)))
+            return dataclasses.replace(packed, single=single)
+        shutil.rmtree(packed.path, ignore_errors=True)
+        return BuiltArtifact(single.path, spec.large, single.size, single.sha256,
+                             packed.requirements, single=single)
 
     def _source(self, spec: PackSpec, tmp_path: Path) -> tuple:
         """(venv, requirements) pex builds from: the environment itself, or a transient
@@ -265,6 +283,7 @@ class PexBuilder:
             "--max-install-jobs", "0",  # first start installs distributions in parallel
             "--no-emit-warnings",
             "--layout", layout,
+            "--inherit-path=fallback", "--venv-system-site-packages",
             "--compress" if spec.compress else "--no-compress",
             "-o", str(output),
         ]
@@ -342,6 +361,10 @@ def _parts_artifact(output: Path, listed: Sequence[tuple],
     return BuiltArtifact(output, False, sum(p.size for p in part_list),
                          parts_module.tree_sha256(part_list),
                          tuple(sorted(str(r) for r in requirements)), tuple(listed))
+
+
+def _mib(size: int) -> int:
+    return round(size / 1024**2)
 
 
 def _json_dump(value: dict) -> str:

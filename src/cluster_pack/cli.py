@@ -18,6 +18,7 @@ import contextlib
 import json
 import shlex
 import logging
+import os
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -72,14 +73,16 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     for item in args.additional_packages or []:
         name, _, version = item.partition("==")
         additional[name] = version
+    if args.layout:
+        os.environ["C_PACK_LAYOUT"] = args.layout  # this process only, read when publishing
     started = time.perf_counter()
     with _reporter(args) as reporter:
         result = publish.publish_env(
             package_path=args.package_path, additional_packages=additional or None,
             ignored_packages=args.ignored_packages, only_packages=args.only_packages,
-            force_upload=args.force, fs_args=_fs_args(args.fs_arg),
-            allow_large_pex=args.allow_large_pex, include_pex_tools=args.include_pex_tools,
-            reporter=reporter)
+            force_upload=args.force, include_editable=args.include_editable,
+            fs_args=_fs_args(args.fs_arg), allow_large_pex=args.allow_large_pex,
+            include_pex_tools=args.include_pex_tools, reporter=reporter)
     elapsed = time.perf_counter() - started
     manifest = result.manifest
     data = {"path": result.path, "env_name": result.env_name, "built": result.built,
@@ -123,7 +126,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     data = json.loads(manifest.to_json())
     data["path"] = store.url(path)
     missing = _missing_parts(store, path, manifest)
-    data["exists"] = not missing if manifest.is_parts else store.exists(path)
+    data["exists"] = (not missing and (manifest.file_sha256 is None or store.exists(path))
+                      if manifest.is_parts else store.exists(path))
     data["parts_count"] = summarize(manifest)["parts"]
     data["missing_parts"] = missing
     lines = [f"{data['path']}",
@@ -133,6 +137,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
              f"  layout      {manifest.layout}, run as: {manifest.run.interpreter_cmd}",
              *([f"  parts       {data['parts_count']}, in {store.url(parts.pool_dir(path))}"]
                if manifest.is_parts else []),
+             *([f"  single file {_human_size(manifest.file_size).strip()} at the path, "
+                f"sha256 {manifest.file_sha256}"] if manifest.file_sha256 else []),
              f"  created     {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(manifest.created_at))}"
              f" by {manifest.created_by}",
              f"  packages    {len(manifest.package_installed)}"]
@@ -310,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--allow-large-pex", action="store_true",
                     help="force the unpacked .pex.zip layout (automatic when needed)")
     up.add_argument("--include-pex-tools", action="store_true")
+    up.add_argument("--include-editable", action="store_true",
+                    help="bake the venv's editable projects into the single file")
+    up.add_argument("--layout", choices=["pex+parts", "parts", "pex"],
+                    help="what to publish (default: C_PACK_LAYOUT, else pex+parts: the "
+                         "single file at the path and the parts beside it)")
     up.set_defaults(func=_cmd_upload)
 
     uz = sub.add_parser("upload-zip", parents=[common], help="publish an existing .pex")

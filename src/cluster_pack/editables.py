@@ -1,5 +1,8 @@
 """Editable sources: zipped on every call and shipped next to the artifact.
 
+(With ``include_editable=True`` they are also baked into the single-file artifact, as
+the original did: :func:`source_files`.)
+
 Projects installed in editable mode change all the time, so they are not baked into the
 artifact: each one becomes a small zip (its top-level packages and modules at the root)
 that a node unpacks and puts on ``PYTHONPATH``. Zips are deterministic (sorted entries,
@@ -150,6 +153,19 @@ def _write_zip(entries: List[Tuple[Path, str]], output_dir: Path, name: str) -> 
     final = output_dir / f"{name}-{digest[:16]}.zip"
     os.replace(tmp, final)
     return final, digest
+
+
+def source_files(editables: Dict[str, Distribution],
+                 excludes: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
+    """``(arcname, path)`` of every file of the editable projects, top-level packages and
+    modules at the root: what ``include_editable=True`` bakes into the single file."""
+    excludes = excludes_from_env() if excludes is None else excludes
+    found: Dict[str, str] = {}
+    for _, dist in sorted(editables.items()):
+        for _, root in project_of(dist).roots:
+            for path, arcname in _files(root, excludes):
+                found.setdefault(arcname, str(path))
+    return sorted(found.items())
 
 
 def zip_project(project: EditableProject, output_dir: Path,

@@ -11,6 +11,9 @@ The manifest of ``envs/myenv.pex`` is ``envs/myenv.json`` and the one of
 
 Format 2 adds the ``parts`` layout (see :mod:`cluster_pack.parts`): the manifest then lists
 the parts of the packed pex, and its ``sha256`` names the whole set (``parts.tree_sha256``).
+By default the original's single file is published at the artifact's path as well: its
+size and sha256 are then ``file_size`` and ``file_sha256`` (readers that do not know these
+fields use the parts, as before).
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class Manifest:
     format_version: int = MANIFEST_FORMAT
     extra: Dict[str, Any] = field(default_factory=dict)
     parts: List[Part] = field(default_factory=list)  # layout "parts" only
+    # layout "parts" with the single file at the artifact's path too (the default)
+    file_size: Optional[int] = None
+    file_sha256: Optional[str] = None
 
     @property
     def is_parts(self) -> bool:
@@ -121,6 +127,11 @@ class Manifest:
                 raise IntegrityError(f"{where} describes a parts layout without its PEX-INFO")
             for part in self.parts:
                 part.validate(where)
+            if self.file_sha256 is not None and not (
+                    isinstance(self.file_sha256, str) and len(self.file_sha256) == 64
+                    and isinstance(self.file_size, int) and self.file_size >= 0):
+                raise IntegrityError(f"{where} describes its single file with an invalid "
+                                     f"size or sha256 ({self.file_size!r}, {self.file_sha256!r})")
             if tree_sha256(self.parts) != self.sha256:
                 raise IntegrityError(
                     f"{where}: its sha256 does not match the parts it lists; refusing it")

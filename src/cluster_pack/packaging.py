@@ -131,6 +131,9 @@ def pack_in_pex(
             if environment.canonical_name(r.split("=")[0].strip()) not in ignored]
     cmd = _tools.pex_command() + [f"--inherit-path={pex_inherit_path}", "--venv",
                                   "--no-emit-warnings", "--max-install-jobs", "0"]
+    if pex_inherit_path != "false":
+        # in pex's venv mode the interpreter's site-packages come in through the venv
+        cmd.append("--venv-system-site-packages")
     installed = {}
     if sys.prefix != sys.base_prefix:
         installed = {f"{d.key}=={d.version}"
@@ -190,16 +193,18 @@ class Packer:
 
 
 def get_env_name(env_var_name: str) -> str:
-    """Basename of the directory in ``$env_var_name`` (``default`` if unset)."""
+    """Basename of the path in ``$env_var_name``, ``default`` if unset (0.3.19's rule)."""
     value = os.environ.get(env_var_name)
-    return environment.default_env_name(Path(value)) if value else "default"
+    return os.path.basename(value) if value else "default"
 
 
 class PexPacker(Packer):
     def env_name(self) -> str:
-        if sys.prefix != sys.base_prefix:
-            return environment.default_env_name(Path(sys.prefix))
-        return get_env_name("VIRTUAL_ENV")
+        """``get_env_name("VIRTUAL_ENV")``; when unset, the name of the venv we run in.
+
+        (0.3.19 said ``default`` for a venv that is not activated.)
+        """
+        return environment.default_env_name()
 
     def extension(self) -> str:
         return "pex"
@@ -223,36 +228,80 @@ class PexPacker(Packer):
 PEX_PACKER = PexPacker()
 
 
-def _installed_in(executable: str) -> Dict[str, Dict[str, Any]]:
-    """{name: {"version", "editable"}} of another interpreter (one subprocess)."""
-    code = (
-        "import json, importlib.metadata as m\n"
-        "out = {}\n"
-        "for d in m.distributions():\n"
-        "    try: u = json.loads(d.read_text('direct_url.json') or '{}')\n"
-        "    except Exception: u = {}\n"
-        "    out[d.metadata['Name']] = {'version': d.version,\n"
-        "        'editable': bool(u.get('dir_info', {}).get('editable'))}\n"
-        "print(json.dumps(out))\n")
-    raw = subprocess.check_output([executable, "-c", code])
-    return json.loads(raw)
+# Asked to another interpreter: where its packages are installed (what pip list -l reads).
+_SITE_DIRS_CODE = (
+    "import json, sys, sysconfig\n"
+    "paths = sysconfig.get_paths()\n"
+    "print(json.dumps({'prefix': sys.prefix,"
+    " 'site': [paths[k] for k in ('purelib', 'platlib')]}))\n")
+
+
+def _is_current_interpreter(executable: Optional[str]) -> bool:
+    # Compared as paths, not resolved: a venv's python is a symlink to the base one.
+    return not executable or os.path.abspath(executable) == os.path.abspath(sys.executable)
+
+
+def _environment_of(executable: Optional[str]) -> environment.Environment:
+    """The installed distributions of ``executable``'s environment.
+
+    Another interpreter is asked (a subprocess) where its packages are installed, as the
+    original asked it with ``pip list``; the metadata found there is then read from disk
+    like our own (so ``pip`` does not need to be installed in it).
+    """
+    if _is_current_interpreter(executable):
+        if sys.prefix != sys.base_prefix:
+            return environment.current_environment()
+        return environment.inspect_site_packages(Path(sys.prefix),
+                                                 environment._site_packages(), is_venv=False)
+    try:
+        raw = subprocess.run([str(executable), "-I", "-c", _SITE_DIRS_CODE], check=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).stdout
+        info = json.loads(raw.strip().splitlines()[-1])
+    except (OSError, subprocess.CalledProcessError, ValueError, IndexError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        raise ConfigurationError(f"cannot inspect the interpreter {executable}: {detail}") \
+            from None
+    site_dirs: List[Path] = []
+    for raw_path in info["site"]:
+        path = Path(raw_path)
+        if path.is_dir() and all(path.resolve() != known.resolve() for known in site_dirs):
+            site_dirs.append(path)
+    return environment.inspect_site_packages(Path(info["prefix"]), tuple(site_dirs))
+
+
+# never listed by pip list (pip's stdlib_pkgs)
+_PIP_LIST_SKIPPED = frozenset({"python", "wsgiref", "argparse"})
+
+
+def _pip_version(version: str) -> str:
+    """The version as ``pip list`` prints it (normalized when valid)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return version
 
 
 def get_non_editable_requirements(executable: str = sys.executable) -> Dict[str, str]:
-    """``{name: version}`` of the non-editable distributions of the environment."""
-    if executable == sys.executable:
-        env = environment.current_environment()
-        return {d.name: d.version for d in env.distributions.values()}
-    return {name: info["version"] for name, info in _installed_in(executable).items()
-            if not info["editable"]}
+    """``{name: version}`` of the non-editable distributions of ``executable``'s env.
+
+    What the original read from ``pip list -l --exclude-editable --format json`` (so in
+    pip's order, by normalized name, and without editable installs, ``.egg-link`` ones
+    included).
+    """
+    env = _environment_of(executable)
+    dists = sorted(env.distributions.values(), key=lambda d: d.key)
+    return {d.name: _pip_version(d.version) for d in dists if d.key not in _PIP_LIST_SKIPPED}
 
 
 def get_editable_requirements(executable: str = sys.executable,
                               editable_packages_dir: Optional[str] = None) -> Dict[str, str]:
-    """``{top-level package: source directory}`` of the editable projects.
+    """``{top-level package: source directory}`` of the editable projects of ``executable``.
 
     Inside a packed environment (a job launched from a job), the packages listed in
-    ``editable_packages_index`` (written by the launchers) are looked up instead.
+    ``editable_packages_dir/editable_packages_index`` (default: the current directory,
+    at call time) are looked up instead.
     """
     editable_packages_dir = editable_packages_dir or os.getcwd()
     if _running_from_pex():
@@ -273,7 +322,7 @@ def get_editable_requirements(executable: str = sys.executable,
     from cluster_pack import editables
 
     result: Dict[str, str] = {}
-    for dist in environment.current_environment().editables.values():
+    for dist in _environment_of(executable).editables.values():
         for name, path in editables.project_of(dist).roots:
             if path.is_dir():
                 result[name] = str(path)

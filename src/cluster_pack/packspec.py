@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Collection, Dict, List, Mapping, Optional, Tuple
 
@@ -25,7 +26,8 @@ from cluster_pack.environment import Distribution, Environment, canonical_name
 from cluster_pack.errors import ConfigurationError, PackageSelectionError
 
 # Bump when the artifact layout changes, so that old artifacts are rebuilt.
-FORMAT_VERSION = 1
+# 2: PEX-INFO inherits the node's site-packages as a fallback; the single file by default.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,16 @@ class PackSpec:
     requirements: Tuple[Requirement, ...]
     large: bool = False  # the unzipped ``.pex.zip`` layout
     parts: bool = False  # published as content-addressed parts (pex ``packed`` layout)
+    single_file: bool = True  # a single-file artifact (``.pex`` zipapp or ``.pex.zip``)
     compress: bool = False
     include_pex_tools: bool = False
     resolve_from_index: bool = False  # C_PACK_VENV_OPTIMIZATION_LEVEL=0
     layout_optimization: str = "SLOW_FAST_SMALL"
     additional_repo: Tuple[str, ...] = ()
     additional_indexes: Tuple[str, ...] = ()
+    # include_editable=True: (arcname, source file) of the editable projects, baked into
+    # the single file as the pex's own code
+    editable_sources: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def package_installed(self) -> List[str]:
@@ -81,6 +87,8 @@ class PackSpec:
                 for r in self.requirements),
             "large": self.large,
             "parts": self.parts,
+            "single_file": self.single_file,
+            "editable_sources": _sources_digest(self.editable_sources),
             "compress": self.compress,
             "layout": self.layout_optimization if self.large else "",
             "tools": self.include_pex_tools,
@@ -88,6 +96,21 @@ class PackSpec:
         }
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+def _sources_digest(sources: Tuple[Tuple[str, str], ...]) -> str:
+    """Names, sizes and modification times of the editable sources: an edit, an added
+    or a removed file changes it (reading every file at each call would not be cheap)."""
+    if not sources:
+        return ""
+    digest = hashlib.sha256()
+    for arcname, path in sorted(sources):
+        try:
+            st = os.stat(path)
+            digest.update(f"{arcname}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{arcname}\0missing\n".encode())
+    return digest.hexdigest()
 
 
 def _normalize_names(names: Optional[Collection[str]], argument: str) -> Optional[List[str]]:

@@ -25,7 +25,7 @@ from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tup
 from urllib.parse import urlparse
 
 from cluster_pack import __version__ as _version
-from cluster_pack import environment, hadoop_conf, parts, settings
+from cluster_pack import editables, environment, hadoop_conf, parts, settings
 from cluster_pack.builder import (LARGE_PEX_SUFFIX, PEX_SUFFIX, BuiltArtifact, PexBuilder,
                                   file_sha256, needs_large_layout)
 from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
@@ -175,17 +175,29 @@ def publish_env(
     requirements = select_requirements(env, additional_packages, ignored_packages, only_packages)
     explicit_large = bool(allow_large_pex) or bool(package_path
                                                    and package_path.endswith(LARGE_PEX_SUFFIX))
-    use_parts = settings.get_artifact_layout() == settings.LAYOUT_PARTS and not explicit_large
-    large = explicit_large or (not use_parts and needs_large_layout(
+    artifact_layout = settings.get_artifact_layout()
+    use_parts = artifact_layout != settings.LAYOUT_PEX
+    single_file = artifact_layout != settings.LAYOUT_PARTS or explicit_large
+    large = explicit_large or (single_file and needs_large_layout(
         [r.installed for r in requirements if r.installed is not None],
         settings.get_large_pex_threshold(), settings.MAX_ZIPAPP_ENTRIES))
     target = normalize_package_path(package_path, env.name, large)
     layout = settings.get_layout_optimization()
+    sources: Tuple[Tuple[str, str], ...] = ()
+    if include_editable and env.editables:
+        if single_file:
+            reporter.step(f"including the editable projects {', '.join(sorted(env.editables))}")
+            sources = tuple(editables.source_files(env.editables))
+        else:
+            _logger.warning(
+                "include_editable=True with C_PACK_LAYOUT=parts: editable projects are "
+                "shipped next to the parts on every launch, not baked into them")
     spec = PackSpec(
         environment=env,
         requirements=requirements,
         large=large,
         parts=use_parts,
+        single_file=single_file,
         compress=settings.get_compress() or (large and layout.compress),
         include_pex_tools=include_pex_tools,
         resolve_from_index=settings.get_venv_optimization_level() == 0,
@@ -193,11 +205,8 @@ def publish_env(
         additional_repo=tuple([additional_repo] if isinstance(additional_repo, str)
                               else additional_repo or ()),
         additional_indexes=tuple(additional_indexes or ()),
+        editable_sources=sources,
     )
-    if include_editable and env.editables:
-        _logger.warning(
-            "include_editable=True: editable projects are shipped next to the artifact on "
-            "every launch, they are not baked into it (the artifact would go stale at each edit)")
     store, path = _resolve(target, fs_args)
     fingerprint = spec.fingerprint()
 
@@ -214,7 +223,7 @@ def publish_env(
     built: Optional[BuiltArtifact] = None
     fallback = settings.get_env_fallback_path()
     try:
-        if fallback and not force_upload and not use_parts:
+        if fallback and not force_upload and not use_parts and not sources:
             built = _reuse_fallback(fallback, spec, workdir, tmp_name, reporter)
         if built is None:
             # forced: nothing cached is trusted, every distribution is zipped again
@@ -223,50 +232,75 @@ def publish_env(
                                  env, env.name)
         if built.parts:
             written = _write_parts(store, built, path, manifest, reporter, verify=force_upload)
-        elif store.is_local:
-            with store.lock(path):
-                os.chmod(built.path, ARTIFACT_MODE)
-                os.replace(built.path, path)
-                store.publish_bytes(manifest.to_json(), manifest_path(path))
-            written = built.size
         else:
-            written = _write(store, built.path, path, manifest, reporter)
+            with store.lock(path):
+                written = _publish_single(store, built.path, path, reporter)
+                data = manifest.to_json()
+                store.publish_bytes(data, manifest_path(path))
+            written += len(data)
     finally:
         if built is not None:
-            if built.path.is_dir():
-                shutil.rmtree(built.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(built.path)
+            _remove_local(built.path)
+            if built.single is not None:
+                _remove_local(built.single.path)
     return PublishResult(store.url(path), env.name, manifest, True, written,
                          "forced" if force_upload else "built")
+
+
+def _remove_local(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _is_complete(store: Store, path: str, manifest: Manifest) -> bool:
     """Is everything the manifest describes in the store?"""
     if manifest.is_parts:
-        return not parts.missing(store, path, manifest.parts)
+        if parts.missing(store, path, manifest.parts):
+            return False
+        return manifest.file_sha256 is None or store.exists(path)
     return store.exists(path)
 
 
 def _write_parts(store: Store, built: BuiltArtifact, path: str, manifest: Manifest,
                  reporter: Reporter, verify: bool = False) -> int:
-    """New parts, then the manifest; a single-file artifact left at ``path`` by an earlier
-    ``C_PACK_LAYOUT=pex`` publish is removed (it would be a stale environment)."""
+    """New parts, the single file (when built), then the manifest. Without a single file,
+    one left at ``path`` by an earlier publish is removed (it would be a stale
+    environment)."""
     with store.lock(path):
         written = parts.publish(store, path, built.parts, reporter, verify=verify)
         # the pool is swept by parts.publish; the manifest's directory here (a killed
         # publisher's manifest temporary), as publish_file does for a single file
         store.remove_stale_temporaries(path.rsplit("/", 1)[0] or "/")
+        if built.single is not None:
+            written += _publish_single(store, built.single.path, path, reporter)
         data = manifest.to_json()
         store.publish_bytes(data, manifest_path(path))
         # a garbage collection may have removed an old part we found and reused: put back
         # what vanished (one listing)
         if parts.missing(store, path, manifest.parts):
             written += parts.publish(store, path, built.parts, reporter)
-        if store.exists(path) and not store.isdir(path):
+        if built.single is None and store.exists(path) and not store.isdir(path):
             store.remove(path)
     return written + len(data)
+
+
+def _publish_single(store: Store, local: Path, path: str, reporter: Reporter) -> int:
+    """The single file at ``path``: a rename for the local store, else an upload (the
+    caller holds the lock)."""
+    size = local.stat().st_size
+    if store.is_local:
+        os.chmod(local, ARTIFACT_MODE)
+        os.replace(local, path)
+        return size
+    reporter.start_transfer(f"publishing {store.url(path)}", size)
+    try:
+        store.publish_file(local, path, progress=reporter.advance)
+    finally:
+        reporter.end_transfer()
+    return size
 
 
 def _manifest_for(built: BuiltArtifact, name: str, package_installed: Sequence[str],
@@ -284,6 +318,8 @@ def _manifest_for(built: BuiltArtifact, name: str, package_installed: Sequence[s
         layout=(LAYOUT_PARTS if built.parts
                 else "pex.zip" if name.endswith(LARGE_PEX_SUFFIX) else "pex"),
         parts=[part for part, _ in built.parts],
+        file_size=built.single.size if built.parts and built.single else None,
+        file_sha256=built.single.sha256 if built.parts and built.single else None,
         compressed=False,
         env_name=env_name,
         created_by=f"cluster-pack {_version}",
@@ -486,7 +522,8 @@ def publish_spec(
 
         layout = settings.get_layout_optimization()
         out = Path(tmp) / ("env.pex" if not allow_large_pex else "env-dir.pex")
-        cmd = _tools.pex_command() + ["--venv", "--no-emit-warnings",
+        cmd = _tools.pex_command() + ["--venv", "--no-emit-warnings", "--inherit-path=fallback",
+                                      "--venv-system-site-packages",
                                       "--max-install-jobs", "0", "-r", str(spec_path),
                                       "-o", str(out)]
         if allow_large_pex:

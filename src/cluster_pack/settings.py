@@ -25,13 +25,13 @@ variable                                meaning
 ``C_PACK_COMPRESS``                     ``1`` to deflate artifacts (smaller, slower to build and
                                         start); default ``0``: stored, which is faster on any network
                                         faster than ~100 MB/s
-``C_PACK_LARGE_PEX_THRESHOLD``          with ``C_PACK_LAYOUT=pex``: bytes above which the
+``C_PACK_LARGE_PEX_THRESHOLD``          bytes above which the single file's
                                         ``.pex.zip`` layout is chosen automatically (default
                                         3.5 GiB: CPython < 3.13 cannot run a zipapp over 4 GiB)
-``C_PACK_LAYOUT``                       ``parts`` (default): a pex published as content-addressed
-                                        parts, one per distribution, uploaded only when new;
-                                        ``pex``: one single-file ``.pex`` (``.pex.zip`` when large),
-                                        for code that ships the published file itself
+``C_PACK_LAYOUT``                       ``pex+parts`` (default): the original's single-file ``.pex``
+                                        (``.pex.zip`` when large) at the returned path, plus
+                                        content-addressed parts beside it for cluster-pack's own
+                                        launchers; ``parts``: the parts only; ``pex``: the file only
 ======================================  ===========================================================
 """
 
@@ -56,7 +56,7 @@ class LayoutOptimizationParams(NamedTuple):
 
     pex_layout: str
     use_zipfile: bool
-    compress_level: Optional[int]
+    compress_level: int
 
 
 class LayoutOptimization(enum.Enum):
@@ -92,9 +92,11 @@ class LayoutOptimization(enum.Enum):
         return _parse_layout(value, "layout optimization")
 
     def get_params(self) -> LayoutOptimizationParams:
-        level = {LayoutOptimization.MID_SLOW_SMALL: 1, LayoutOptimization.DISABLED: None}
+        """The original master's values (DISABLED: ``use_zipfile=False, compress_level=0``;
+        its ``shutil.make_archive`` ignores the level)."""
+        level = 1 if self is LayoutOptimization.MID_SLOW_SMALL else 0
         return LayoutOptimizationParams(self.pex_layout, self is not LayoutOptimization.DISABLED,
-                                        level.get(self, 0))
+                                        level)
 
 
 _overrides: dict = {}
@@ -105,9 +107,25 @@ def _env(name: str) -> Optional[str]:
     return value or None
 
 
+def set_current_user(user: Optional[str]) -> None:
+    """Set the user of default storage paths and YARN impersonation for this process.
+
+    Overrides ``C_PACK_USER``; the name is stripped, and ``None`` or a blank name means
+    the login user (``getpass.getuser()``), as an empty ``C_PACK_USER`` does.
+    """
+    _overrides["user"] = (user or "").strip()
+
+
 def get_current_user() -> str:
-    """The user for storage paths: ``C_PACK_USER`` if set, else the login user."""
+    """The user for storage paths and YARN impersonation: the one given to
+    :func:`set_current_user`, else ``C_PACK_USER`` if set, else the login user."""
+    if "user" in _overrides:
+        return _overrides["user"] or getpass.getuser()
     return _env("C_PACK_USER") or getpass.getuser()
+
+
+# The original master's private name.
+_get_current_user = get_current_user
 
 
 def get_env_fallback_path() -> Optional[str]:
@@ -205,16 +223,25 @@ def get_compress() -> bool:
     return (_env("C_PACK_COMPRESS") or "0").lower() in ("1", "true", "yes", "on")
 
 
+LAYOUT_PEX_AND_PARTS = "pex+parts"
 LAYOUT_PARTS = "parts"
 LAYOUT_PEX = "pex"
+ARTIFACT_LAYOUTS = (LAYOUT_PEX_AND_PARTS, LAYOUT_PARTS, LAYOUT_PEX)
 
 
 def get_artifact_layout() -> str:
-    """``C_PACK_LAYOUT``: ``parts`` (default) or ``pex`` (one single-file artifact)."""
-    raw = (_env("C_PACK_LAYOUT") or LAYOUT_PARTS).strip().lower()
-    if raw not in (LAYOUT_PARTS, LAYOUT_PEX):
+    """``C_PACK_LAYOUT``: what ``upload_env`` publishes.
+
+    - ``pex+parts`` (default): the original's single file at the returned path, plus the
+      content-addressed parts beside it that cluster-pack's own launchers localize;
+    - ``parts``: the parts only (nothing at the returned path: for code that only goes
+      through cluster-pack's launchers, and re-uploads only what changed);
+    - ``pex``: the single file only.
+    """
+    raw = (_env("C_PACK_LAYOUT") or LAYOUT_PEX_AND_PARTS).strip().lower()
+    if raw not in ARTIFACT_LAYOUTS:
         raise ConfigurationError(
-            f"C_PACK_LAYOUT must be {LAYOUT_PARTS!r} or {LAYOUT_PEX!r}, got {raw!r}")
+            f"C_PACK_LAYOUT must be one of {', '.join(ARTIFACT_LAYOUTS)}, got {raw!r}")
     return raw
 
 

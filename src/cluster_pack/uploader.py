@@ -29,14 +29,18 @@ def upload_env(
 ) -> Tuple[str, str]:
     """Pack the current virtualenv into a PEX and publish it; skip when unchanged.
 
-    By default (``C_PACK_LAYOUT=parts``) the PEX is published as content-addressed parts
-    (one per distribution, uploaded only when new) next to its manifest: the returned path
-    names the environment for every cluster-pack helper, and ``cluster-pack fetch`` turns
-    it into a runnable pex directory. ``C_PACK_LAYOUT=pex`` publishes one single file there.
+    At the returned path there is what the original published there: a ``.pex`` zipapp
+    (``.pex.zip`` when large), runnable with nothing but a Python of the same version
+    (``python env.pex -m mod``). By default (``C_PACK_LAYOUT=pex+parts``) the same
+    environment is also published beside it as content-addressed parts, one per
+    distribution and uploaded only when new, which cluster-pack's own launchers localize.
+    ``C_PACK_LAYOUT=parts`` publishes the parts only (nothing at the returned path),
+    ``C_PACK_LAYOUT=pex`` the single file only.
 
     :param package_path: where to publish (``hdfs://...``, ``s3://...``, a local path);
         default ``{fs.defaultFS}/user/{user}/envs/{env}.pex`` with a Hadoop configuration,
-        else ``~/.cache/cluster-pack/envs/{env}.pex``
+        else ``~/.cache/cluster-pack/envs/{env}.pex``, ``{env}`` being the basename of
+        ``$VIRTUAL_ENV``
     :param packer: only ``PEX_PACKER`` exists (kept for compatibility)
     :param additional_packages: ``{name: version}`` to add or replace (resolved with uv
         when not installed)
@@ -44,12 +48,11 @@ def upload_env(
     :param only_packages: keep only these names
     :param force_upload: rebuild and republish even when unchanged (parts: also read back
         the published parts and repair any that is damaged)
-    :param include_editable: accepted; editable projects are always shipped next to the
-        artifact at launch instead of inside it
+    :param include_editable: bake the editable projects into the single file (the artifact
+        alone imports them); without it cluster-pack's launchers ship them at each launch
     :param fs_args: arguments for the storage filesystem (e.g. S3 endpoint and keys)
-    :param allow_large_pex: publish the single-file unpacked ``.pex.zip`` layout (with
-        ``C_PACK_LAYOUT=pex`` chosen automatically for environments too large for a zipapp;
-        the parts layout needs no flag at any size)
+    :param allow_large_pex: publish the single file in the unpacked ``.pex.zip`` layout
+        (chosen automatically for environments too large for a zipapp)
     :param include_pex_tools: include the pex tools in the artifact
     :param additional_repo: extra package indexes for additional packages
     :param additional_indexes: extra find-links pages for additional packages

@@ -8,6 +8,9 @@ unzipped layout. The full size writes ~25 GB: opt in with ``CPACK_LARGE_TESTS=1`
 import json
 import os
 import shutil
+import subprocess
+import sys
+import zipfile
 
 from tests.fakes import _record_line
 from tests.venvs import REPO, TestVenv, build_venv
@@ -65,9 +68,9 @@ CHECK = ("import bigdata, os; print(len(os.listdir(os.path.join(bigdata.HERE, 'm
 
 
 def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, summary):
-    """Both layouts, from one venv: the default (content-addressed parts of pex's packed
-    layout: one zip per distribution, no size limit) needs no flag at all; with
-    ``C_PACK_LAYOUT=pex`` the unzipped ``.pex.zip`` layout is chosen automatically."""
+    """Both layouts, from one venv, with no flag: the parts (content-addressed, pex's
+    packed layout: one zip per distribution, no size limit), and by default the single
+    file beside them, which is the unzipped ``.pex.zip`` layout chosen automatically."""
     venv = build_venv(tmp_path / "venv", ["six"], editables=[REPO])
     _install_big_distribution(_site(venv), TOTAL, 70_000)
     test_venv = TestVenv(venv, tmp_path)
@@ -76,8 +79,8 @@ def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, sum
     pex_root = {"PEX_ROOT": str(tmp_path / "pex_root")}  # pex's build cache, removed with tmp
 
     parts_path = test_venv.json(PUBLISH % str(store / "parts" / "big.pex"), store,
-                                env=pex_root)
-    assert parts_path == str(store / "parts" / "big.pex")  # the default layout, no flag
+                                env={**pex_root, "C_PACK_LAYOUT": "parts"})
+    assert parts_path == str(store / "parts" / "big.pex")  # no flag
     assert not os.path.exists(parts_path)  # nothing at the path: a manifest and a pool
     parts_manifest = json.loads((store / "parts" / "big.json").read_text())
     assert parts_manifest["layout"] == "parts" and not parts_manifest["run"]["must_unpack"]
@@ -85,22 +88,31 @@ def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, sum
     big = [p for p in parts_manifest["parts"] if p["path"].startswith(".deps/bigdata-")]
     assert len(big) == 1 and big[0]["size"] > TOTAL  # one part per distribution
 
-    zip_path = test_venv.json(PUBLISH % str(store / "pex" / "big.pex"), store,
-                              env={**pex_root, "C_PACK_LAYOUT": "pex"})
+    zip_path = test_venv.json(PUBLISH % str(store / "pex" / "big.pex"), store, env=pex_root)
     assert zip_path.endswith(".pex.zip")  # chosen automatically: a zipapp could not run
     manifest = json.loads((store / "pex" / "big.pex.json").read_text())
-    assert manifest["size"] > min(TOTAL, 4 * GIB) and manifest["run"]["must_unpack"]
+    assert manifest["file_size"] == os.path.getsize(zip_path) > min(TOTAL, 4 * GIB)
+    with zipfile.ZipFile(zip_path) as zf:  # the original's large layout, to unpack
+        assert {"__main__.py", "PEX-INFO"} <= set(zf.namelist())
 
     shutil.rmtree(tmp_path / "venv" / "lib")  # the node must not need the packing venv
     from cluster_pack import launch, runner
 
-    for label, path in (("parts", parts_path), ("pex.zip", zip_path)):
+    for label, path in (("parts", parts_path), ("pex+parts", zip_path)):
         spec = launch.build_launch_spec(["-c", CHECK], package_path=path,
                                         include_editables=False)
         run = runner.run(spec, node_dir=tmp_path / f"node-{label}")
         assert run.returncode == 0, (label, run.stderr[-3000:])
         files, size = map(int, run.stdout.split())
         assert (files, size) == (70_000, TOTAL), label
+    # the single file itself, unpacked and run as the original's users do
+    unpacked = tmp_path / "node-single" / "pyenv"
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(unpacked)
+    run = subprocess.run([sys.executable, str(unpacked / "__main__.py"), "-c", CHECK],
+                         capture_output=True, text=True, env={**os.environ, **pex_root})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert tuple(map(int, run.stdout.split())) == (70_000, TOTAL)
     summary.figure("large environment",
                    f"{manifest['size'] / GIB:.2f} GiB, >70,000 files: ran as parts and as "
                    f".pex.zip")

@@ -1,5 +1,3 @@
-import hashlib
-import os
 import sys
 
 import pytest
@@ -61,16 +59,15 @@ def test_broken_metadata_names_the_distribution_directory(tmp_path):
         inspect_site_packages(tmp_path, (site,))
 
 
-def test_default_env_name_does_not_collide_for_generic_venv_names(tmp_path):
+def test_default_env_name_is_the_venv_basename_like_0_3_19(tmp_path, monkeypatch):
+    # 0.3.19's rule (no "_<sha1>" suffix as on the original master): the basename of
+    # $VIRTUAL_ENV when set, else of the venv directory
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     a = tmp_path / "project_a" / ".venv"
-    b = tmp_path / "project_b" / ".venv"
     a.mkdir(parents=True)
-    b.mkdir(parents=True)
-    name_a, name_b = default_env_name(a), default_env_name(b)
-    assert name_a != name_b
-    assert name_a.startswith(".venv_")
-    expected = hashlib.sha1(os.path.realpath(a).encode()).hexdigest()[:7]
-    assert name_a == f".venv_{expected}"
+    assert default_env_name(a) == ".venv"
+    monkeypatch.setenv("VIRTUAL_ENV", str(tmp_path / "project_b" / "venv-linux"))
+    assert default_env_name(a) == "venv-linux"
 
 
 def test_not_in_a_virtualenv_is_a_clear_error(monkeypatch):

@@ -31,10 +31,22 @@ from cluster_pack.packaging import (  # noqa: E402
 )
 
 
+# Submodules the original's __init__ imported eagerly (so ``cluster_pack.filesystem``
+# and ``cluster_pack.skein`` worked after a bare ``import cluster_pack``): imported here
+# on first access, so that ``import cluster_pack`` pulls in neither skein nor fsspec.
+_LAZY_SUBMODULES = ("filesystem", "skein")
+
+
 def __getattr__(name: str):
+    import importlib
+
     # skein is optional: cluster_pack.yarn_launcher is imported on first use only.
     if name == "yarn_launcher":
-        from cluster_pack.skein import skein_launcher
-
-        return skein_launcher
+        return importlib.import_module("cluster_pack.skein.skein_launcher")
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"cluster_pack.{name}")
     raise AttributeError(f"module 'cluster_pack' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"yarn_launcher"})

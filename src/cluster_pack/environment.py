@@ -120,14 +120,26 @@ def _platform_tag() -> str:
     return str(next(iter(tags.sys_tags())))
 
 
-def default_env_name(prefix: Path) -> str:
-    """The name environments are published under: ``<venv dir name>_<7 hex>``.
+def default_env_name(prefix: Optional[Path] = None) -> str:
+    """The name environments are published under by default (``<envs dir>/<name>.pex``).
 
-    The suffix is a hash of the venv's real path (the original master's rule), so two
-    projects that both call their venv ``.venv`` never overwrite each other's artifact.
+    The original 0.3.19 rule: the basename of ``$VIRTUAL_ENV`` when that variable is set
+    (exactly ``os.path.basename(os.environ["VIRTUAL_ENV"])``). When it is not set, the
+    basename of the venv we run in (``prefix``, default ``sys.prefix``): 0.3.19 said
+    ``default`` there, which made every non-activated venv overwrite the same artifact.
+    Outside any virtualenv (and no ``prefix``): ``default``.
+
+    (The original master appended ``_<sha1 of the path>[:7]``; that is not done here,
+    so the default path is the one 0.3.19 published to.)
     """
-    real = os.path.realpath(str(prefix))
-    return f"{os.path.basename(real)}_{hashlib.sha1(real.encode()).hexdigest()[:7]}"
+    virtual_env = os.environ.get("VIRTUAL_ENV")
+    if virtual_env:
+        return os.path.basename(virtual_env)
+    if prefix is None:
+        if sys.prefix == sys.base_prefix:
+            return "default"
+        prefix = Path(sys.prefix)
+    return os.path.basename(os.path.normpath(str(prefix))) or "default"
 
 
 def _read_pth_paths(pth_file: Path, site_dir: Path) -> Tuple[List[Path], List[Path]]:
@@ -293,7 +305,7 @@ def inspect_site_packages(prefix: Path, site_dirs: Tuple[Path, ...],
         site_packages=site_dirs,
         distributions=distributions,
         editables=editables,
-        name=default_env_name(prefix),
+        name=default_env_name(prefix if is_venv else None),
         is_venv=is_venv,
     )
 

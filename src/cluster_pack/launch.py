@@ -10,20 +10,30 @@ Every engine (the local runner, YARN through skein, Spark, Dask, Ray) only trans
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.resources
+import io
 import os
 import shlex
 import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from cluster_pack import editables, environment, parts, settings
+from cluster_pack import editables, environment, parts, run_function, settings
 from cluster_pack.errors import ConfigurationError
 from cluster_pack.manifest import Manifest, run_info_for
 
 EDITABLE_PACKAGES_INDEX = "editable_packages_index"
+# Inside cluster-pack: ``python -m cluster_pack.run_function`` (the original's entry point
+# ``cluster_pack.skein._execute_fun`` is the same). Launchers run its standalone copy,
+# FUNCTION_RUNNER_STANDALONE_MODULE, from the runner zip instead (any environment).
 FUNCTION_RUNNER_MODULE = "cluster_pack.run_function"
+FUNCTION_RUNNER_STANDALONE_MODULE = "cluster_pack_runner"
+FUNCTION_RUNNER_ZIP = "cluster_pack_runner.zip"
 _ENV_NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -146,6 +156,42 @@ def editable_resources(workdir: Optional[Path] = None) -> List[Resource]:
             for z in zips]
 
 
+def _write_named(directory: Path, stem: str, suffix: str, content: bytes) -> Tuple[Path, str]:
+    """Write ``content`` once as ``directory/<stem>-<sha256 prefix><suffix>`` (atomic)."""
+    digest = hashlib.sha256(content).hexdigest()
+    path = settings.ensure_private_dir(directory) / f"{stem}-{digest[:16]}{suffix}"
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    return path, digest
+
+
+def _top_level_packages(archive: Path) -> List[str]:
+    """The top-level directories of an editable zip: its packages (as the original's
+    ``get_editable_requirements`` lists them: packages, not single modules)."""
+    with zipfile.ZipFile(archive) as zf:
+        return sorted({n.split("/", 1)[0] for n in zf.namelist() if "/" in n})
+
+
+def editable_index_resource(sources: Sequence[Resource],
+                            workdir: Optional[Path] = None) -> Optional[Resource]:
+    """``editable_packages_index``: the top-level packages of the shipped editable zips,
+    one a line, or None without editable sources.
+
+    Inside a job, ``cluster_pack.packaging.get_editable_requirements()`` reads this file
+    from the working directory (the original launchers shipped it too) to find the
+    editable packages again, e.g. to ship them along with a job launched from the job.
+    """
+    names = sorted({name for r in sources for name in _top_level_packages(Path(r.source))})
+    if not names:
+        return None
+    out = workdir or settings.get_cache_dir() / "editables"
+    path, digest = _write_named(out, EDITABLE_PACKAGES_INDEX, "",
+                                "".join(f"{n}\n" for n in names).encode())
+    return Resource(str(path), EDITABLE_PACKAGES_INDEX, "file", path.stat().st_size, digest)
+
+
 def build_launch_spec(
     argv_after_interpreter: Sequence[str],
     package_path: Optional[str] = None,
@@ -173,6 +219,9 @@ def build_launch_spec(
         resources.append(Resource(str(path), os.path.basename(str(path).rstrip("/"))))
     sources = editable_resources() if include_editables else []
     resources.extend(sources)
+    index = editable_index_resource(sources)
+    if index is not None:
+        resources.append(index)
     python_path = ["."] + [r.name for r in sources]
     env = {
         # the pex runtime in venv mode ignores PYTHONPATH; PEX_EXTRA_SYS_PATH is its way
@@ -195,9 +244,67 @@ def module_launch_spec(module_name: str, args: Sequence[Any] = (), **kwargs: Any
     return build_launch_spec(["-m", module_name, *map(str, args)], **kwargs)
 
 
+def _runner_zip_entries() -> Iterator[Tuple[str, bytes]]:
+    """(arcname, content) of the runner zip: the standalone runner module, and the
+    driver's cloudpickle package under ``cluster_pack_vendor/``."""
+    yield (f"{FUNCTION_RUNNER_STANDALONE_MODULE}.py",
+           importlib.resources.files("cluster_pack").joinpath("run_function.py").read_bytes())
+    stack = [(importlib.resources.files("cloudpickle"), f"{run_function.VENDOR_DIR}/cloudpickle")]
+    while stack:
+        directory, prefix = stack.pop()
+        for entry in directory.iterdir():
+            if entry.is_dir() and entry.name != "__pycache__":
+                stack.append((entry, f"{prefix}/{entry.name}"))
+            elif entry.is_file() and entry.name.endswith(".py"):
+                yield f"{prefix}/{entry.name}", entry.read_bytes()
+
+
+@functools.lru_cache(maxsize=None)
+def _runner_zip_bytes() -> bytes:
+    """The runner zip's content, deterministic (sorted entries, fixed timestamps)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for arcname, content in sorted(_runner_zip_entries()):
+            info = zipfile.ZipInfo(arcname, (1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content)
+    return out.getvalue()
+
+
+def function_runner_resource() -> Resource:
+    """The runner zip (``cluster_pack_runner.zip``): what a container needs to run a
+    pickled function, whatever the published environment holds.
+
+    The function runner lives in cluster-pack, which an environment published by
+    ``upload_spec`` (or any pex) may lack, as it may lack cloudpickle. The zip holds a
+    copy of :mod:`cluster_pack.run_function` (which imports nothing from cluster-pack) as
+    the top-level module ``cluster_pack_runner``, and the driver's cloudpickle in a
+    directory that is not on ``sys.path``: the zip goes at the end of ``PYTHONPATH`` and
+    its only importable name is ``cluster_pack_runner``, so it shadows nothing of the
+    environment; the runner decides which cloudpickle unpickles the function (the
+    environment's if it has the driver's major version, else the shipped one). Built
+    once per process, written once under the cache directory, named by content.
+    """
+    path, digest = _write_named(settings.get_cache_dir() / "runner", "cluster_pack_runner",
+                                ".zip", _runner_zip_bytes())
+    return Resource(str(path), FUNCTION_RUNNER_ZIP, "file", path.stat().st_size, digest)
+
+
+def _append_python_path(spec: LaunchSpec, entry: str) -> None:
+    """Put ``entry`` last on the job's ``PYTHONPATH`` (and the pex runtime's equivalent)."""
+    for var in ("PYTHONPATH", "PEX_EXTRA_SYS_PATH"):
+        spec.env[var] = ":".join(filter(None, [spec.env.get(var, ""), entry]))
+
+
 def function_launch_spec(func: Callable, args: Sequence[Any] = (), log_level: str = "INFO",
                          tmp_dir: Optional[str] = None, **kwargs: Any) -> LaunchSpec:
-    """Run ``func(*args)`` in the environment; the function travels with cloudpickle."""
+    """Run ``func(*args)`` in the environment; the function travels with cloudpickle.
+
+    The command is ``<interpreter> -m cluster_pack_runner FILE LEVEL`` with the runner zip
+    (:func:`function_runner_resource`) shipped and last on ``PYTHONPATH``: it works in
+    any published environment, with or without cluster-pack and cloudpickle.
+    """
     import cloudpickle
 
     tmp_dir = tmp_dir or tempfile.mkdtemp(prefix="cluster-pack-func-")
@@ -206,8 +313,13 @@ def function_launch_spec(func: Callable, args: Sequence[Any] = (), log_level: st
     with open(path, "wb") as f:
         cloudpickle.dump({"func": func, "args": list(args)}, f)
     files = list(kwargs.pop("additional_files", None) or []) + [str(path)]
-    return build_launch_spec(["-m", FUNCTION_RUNNER_MODULE, name, log_level],
+    spec = build_launch_spec(["-m", FUNCTION_RUNNER_STANDALONE_MODULE, name, log_level],
                              additional_files=files, **kwargs)
+    runner = function_runner_resource()
+    spec.resources.append(runner)
+    _append_python_path(spec, runner.name)
+    spec.env[run_function.PICKLER_VERSION_ENV_VAR] = cloudpickle.__version__
+    return spec
 
 
 def _read_manifest(package_path: str, fs_args: Optional[Dict[str, Any]]) -> Optional[Manifest]:

@@ -12,8 +12,10 @@ It only translates the engine-neutral spec (what :mod:`cluster_pack.runner` runs
   its timestamp. With the parts layout (``upload_env``'s default) every part of the pool,
   immutable and named by its sha256 (link name ``cpack-<sha256[:32]>``), is such a
   resource: a new version of the environment localizes only the parts it does not share
-  with versions already used on the node. Per-job files (the pickled function, editable
-  zips, extra files) and anything read from a local path stay ``"application"``;
+  with versions already used on the node. Per-job files (the pickled function, the
+  runner zip ``cluster_pack_runner.zip`` running it, editable zips and their
+  ``editable_packages_index``, extra files) and anything read from a local path stay
+  ``"application"``;
 * the container script is ``spec.shell_script(...)``: the environment's ``setup`` (the
   parts layout re-creates the packed pex directory ``<name>.pex/`` from the localized parts
   with relative symlinks; the interpreter is ``./<name>.pex/__main__.py``), then the

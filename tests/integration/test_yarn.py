@@ -381,3 +381,137 @@ def test_new_version_localizes_only_its_new_parts(delta_venv, driver_env, hadoop
     # the per-user cache grew by the new parts only
     added = set(second["report"]["filecache"]) - set(first["report"]["filecache"])
     assert len(added) == len(fresh), (added, fresh)
+
+
+# -- editable_packages_index: the editable packages are found again inside a job -------------
+
+def test_editable_packages_index_inside_the_container(drive):
+    result = drive("""
+def probe():
+    from cluster_pack import packaging
+    with open(packaging.EDITABLE_PACKAGES_INDEX) as f:
+        index = f.read().split()
+    return {"index": index, "found": packaging.get_editable_requirements()}
+
+with skein.Client() as client:
+    app_id = skein_launcher.submit_func(client, probe, package_path=PKG, memory="512 MiB")
+    ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+    done(ok=ok, logs=logs_of(client, app_id))
+""")
+    import ast
+
+    text = _all(result["logs"])
+    assert result["ok"], text
+    line = next(ln for ln in text.splitlines() if "probe returned " in ln)
+    returned = ast.literal_eval(line.split("probe returned ", 1)[1])
+    # the venv's editable projects: cpack_toy, and cluster-pack itself (src/ packages)
+    assert "cpack_toy" in returned["index"] and "cluster_pack" in returned["index"]
+    found = returned["found"]
+    assert set(found) == set(returned["index"])
+    # the unpacked copy of the editable zip, in the container's working directory
+    parent, package = found["cpack_toy"].rsplit("/", 2)[-2:]
+    assert (package, parent.startswith("editable_")) == ("cpack_toy", True), found
+    assert "/container_" in found["cpack_toy"], found
+
+
+# -- an environment without cluster-pack nor cloudpickle (upload_spec) -----------------------
+
+SPEC_DRIVER = """
+import json, os, sys, time
+import skein
+import cluster_pack
+from cluster_pack.skein import skein_launcher
+
+DEFAULT_FS = {default_fs!r}
+REQUIREMENTS = {requirements!r}
+JOB = {job!r}
+
+def probe(x):
+    import importlib.util, cloudpickle, six
+    return {{"double": x * 2, "six": six.__version__,
+            "cluster_pack_absent": importlib.util.find_spec("cluster_pack") is None,
+            "shipped_cloudpickle": "cluster_pack_runner.zip" in cloudpickle.__file__}}
+
+def show_logs(path):
+    import importlib.util
+    with open(path) as f:
+        content = f.read()
+    print("PROCESS-LOGS of " + path + ": " + content.replace("\\n", "|"), flush=True)
+    print("PROCESS-LOGS cluster_pack absent:", importlib.util.find_spec("cluster_pack") is None)
+
+user = cluster_pack.settings.get_current_user()
+target = f"{{DEFAULT_FS}}/user/{{user}}/envs/specs"
+path = cluster_pack.upload_spec(REQUIREMENTS, package_path=target)
+runs = {{}}
+with skein.Client() as client:
+    for kind in ("func", "module"):
+        if kind == "func":
+            app_id = skein_launcher.submit_func(client, lambda: probe(21), package_path=path,
+                                                memory="512 MiB")
+        else:
+            app_id = skein_launcher.submit(client, "spec_job", args=["a b"], package_path=path,
+                                           additional_files=[JOB], process_logs=show_logs,
+                                           memory="512 MiB")
+        ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+        logs = skein_launcher.get_application_logs(client, app_id, log_tries=10)
+        runs[kind] = {{"ok": ok, "logs": "\\n".join(logs.values()) if logs else ""}}
+print("RESULT:" + json.dumps({{"path": path, "runs": runs}}), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def spec_venv(tmp_path_factory):
+    """A driver venv with cluster-pack installed as a REGULAR package (as users have it):
+    nothing editable gets shipped, so the container has only what upload_spec packed."""
+    import shutil
+    import subprocess
+
+    from tests.integration.conftest import REPO, _base_python, _uv
+
+    base = tmp_path_factory.mktemp("spec_venv")
+    source = base / "cluster-pack-src"  # a copy: building in the checkout would write in it
+    shutil.copytree(REPO / "src", source / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    venv = base / "venv"
+    subprocess.run([_uv(), "venv", "--quiet", "--python", _base_python(), str(venv)],
+                   check=True)
+    subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    str(source), "skein", "hdfs-native"], check=True)
+    project = base / "specproj"
+    project.mkdir()
+    (project / "requirements.txt").write_text("six==1.16.0\n")  # no cluster-pack, no cloudpickle
+    job = base / "spec_job.py"
+    job.write_text("import sys, six\n"
+                   "print('SPEC-JOB', sys.argv[1:], six.__version__, flush=True)\n")
+    return venv, base, project / "requirements.txt", job
+
+
+def test_submit_func_and_process_logs_on_an_upload_spec_environment(spec_venv, driver_env,
+                                                                    hadoop_cluster):
+    import json
+    import subprocess
+
+    venv, base, requirements, job = spec_venv
+    script = base / "spec_driver.py"
+    script.write_text(SPEC_DRIVER.format(default_fs=hadoop_cluster.default_fs,
+                                         requirements=str(requirements), job=str(job)))
+    proc = subprocess.run([str(venv / "bin" / "python"), str(script)], cwd=base,
+                          env=driver_env, capture_output=True, text=True, timeout=800)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT:")]
+    assert proc.returncode == 0 and lines, proc.stdout[-4000:] + proc.stderr[-6000:]
+    result = json.loads(lines[-1][len("RESULT:"):])
+    assert result["path"].endswith("/envs/specs/cluster_pack_specproj.pex")
+
+    func = result["runs"]["func"]
+    assert func["ok"], func["logs"][-6000:]
+    assert ("<lambda> returned {'double': 42, 'six': '1.16.0', 'cluster_pack_absent': True, "
+            "'shipped_cloudpickle': True}") in func["logs"], func["logs"][-6000:]
+
+    module = result["runs"]["module"]
+    assert module["ok"], module["logs"][-6000:]
+    # process_logs ran in the container, on output.log holding the job's own output
+    assert "PROCESS-LOGS of output.log: SPEC-JOB ['a b'] 1.16.0|" in module["logs"], \
+        module["logs"][-6000:]
+    assert "PROCESS-LOGS cluster_pack absent: True" in module["logs"]

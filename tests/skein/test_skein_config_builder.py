@@ -56,7 +56,7 @@ def test_build_with_func_ships_the_pickled_function(fake_artifact, tmp_path):
     names = [n for n in config.files if n.startswith("function_")]
     assert len(names) == 1 and (tmp_path / names[0]).exists()
     assert str(config.files[names[0]].visibility) == "APPLICATION"
-    assert f"-m cluster_pack.run_function {names[0]} DEBUG" in config.script
+    assert f"-m cluster_pack_runner {names[0]} DEBUG" in config.script
 
 
 def test_args_with_shell_metacharacters_arrive_unchanged(fake_artifact, container, tmp_path):

@@ -138,7 +138,8 @@ def test_submit_func_keeps_the_pickle_until_submitted_and_runs(fake_artifact, tm
     out = run_container(yarn.container_script(spec), yarn.files_of(spec), tmp_path / "c")
     assert out.returncode == 0, out.stderr
     assert "double returned 42" in out.stderr
-    assert "-m cluster_pack.run_function function_" in service.script
+    assert "-m cluster_pack_runner function_" in service.script
+    assert "cluster_pack_runner.zip" in service.files
 
 
 def test_process_logs_adds_the_hook_function(fake_artifact):

@@ -163,6 +163,15 @@ def test_the_returned_path_runs_alone_with_a_bare_interpreter(packed_venv, store
                                 f"./{path.name}", "-c", code],
                                capture_output=True, text=True, cwd=path.parent)
     assert by_itself.returncode == 0, by_itself.stderr
+    # PYTHONPATH is honoured, as by the original's zipapp (Spark puts pyspark.zip there)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "from_pythonpath.py").write_text("WHERE = 'pythonpath'\n")
+    with_path = subprocess.run(
+        ["env", "-i", *[f"{k}={v}" for k, v in bare.items()], f"PYTHONPATH={extra}",
+         str(base), str(path), "-c", "import from_pythonpath; print(from_pythonpath.WHERE)"],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert with_path.stdout.split() == ["pythonpath"], with_path.stderr
 
 
 def test_default_noop_keeps_the_single_file_and_parts(packed_venv, store_dir):

@@ -55,10 +55,16 @@ LARGE_PEX_SUFFIX = ".pex.zip"
 
 ProgressCallback = Callable[[str], None]
 
-# The original built with ``--inherit-path=fallback``: packages left out on purpose
-# (``ignored_packages=["pyspark"]``) are found in the node's own site-packages, after the
-# environment's. In pex's venv mode that is the venv's view of the system site-packages.
-PEX_INFO_OPTIONS = {"inherit_path": "fallback", "venv_system_site_packages": True}
+# The original built a plain zipapp with ``--inherit-path=fallback``: packages left out on
+# purpose (``ignored_packages=["pyspark"]``) are found in the node's own site-packages,
+# after the environment's, and ``PYTHONPATH`` is honoured (Spark puts its pyspark.zip
+# there). In pex's venv mode these are the venv's view of the system site-packages and
+# non-hermetic scripts (the runtime template is built with the same options, because its
+# ``__main__.py`` carries the hermetic switch too).
+PEX_INFO_OPTIONS = {"inherit_path": "fallback", "venv_system_site_packages": True,
+                    "venv_hermetic_scripts": False}
+PEX_TOOL_OPTIONS = ["--inherit-path=fallback", "--venv-system-site-packages",
+                    "--non-hermetic-venv-scripts"]
 
 
 @dataclass(frozen=True)
@@ -193,7 +199,8 @@ class PexBuilder:
     def _runtime_template_path(spec: PackSpec) -> Path:
         key = hashlib.sha256(json.dumps([
             distzip.FORMAT, importlib.metadata.version("pex"), sys.executable,
-            sys.version, spec.compress, spec.include_pex_tools]).encode()).hexdigest()[:24]
+            sys.version, spec.compress, spec.include_pex_tools,
+            PEX_TOOL_OPTIONS]).encode()).hexdigest()[:24]
         return settings.get_cache_dir() / "pex-runtimes" / key
 
     def _assemble_parts(self, spec: PackSpec, template: Path, zips: Sequence[tuple],
@@ -283,7 +290,7 @@ class PexBuilder:
             "--max-install-jobs", "0",  # first start installs distributions in parallel
             "--no-emit-warnings",
             "--layout", layout,
-            "--inherit-path=fallback", "--venv-system-site-packages",
+            *PEX_TOOL_OPTIONS,
             "--compress" if spec.compress else "--no-compress",
             "-o", str(output),
         ]

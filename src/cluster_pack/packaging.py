@@ -131,8 +131,10 @@ def pack_in_pex(
             if environment.canonical_name(r.split("=")[0].strip()) not in ignored]
     cmd = _tools.pex_command() + [f"--inherit-path={pex_inherit_path}", "--venv",
                                   "--no-emit-warnings", "--max-install-jobs", "0"]
+    # in pex's venv mode the node's site-packages and PYTHONPATH, which the original's
+    # plain zipapp honoured, need these
+    cmd.append("--non-hermetic-venv-scripts")
     if pex_inherit_path != "false":
-        # in pex's venv mode the interpreter's site-packages come in through the venv
         cmd.append("--venv-system-site-packages")
     installed = {}
     if sys.prefix != sys.base_prefix:

@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 
 from cluster_pack import __version__ as _version
 from cluster_pack import editables, environment, hadoop_conf, parts, settings
-from cluster_pack.builder import (LARGE_PEX_SUFFIX, PEX_SUFFIX, BuiltArtifact, PexBuilder,
-                                  file_sha256, needs_large_layout)
+from cluster_pack.builder import (LARGE_PEX_SUFFIX, PEX_SUFFIX, PEX_TOOL_OPTIONS, BuiltArtifact,
+                                  PexBuilder, file_sha256, needs_large_layout)
 from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
 from cluster_pack.manifest import (LAYOUT_PARTS, MAX_MANIFEST_BYTES, LegacyManifest, Manifest,
                                    manifest_path, run_info_for)
@@ -522,8 +522,7 @@ def publish_spec(
 
         layout = settings.get_layout_optimization()
         out = Path(tmp) / ("env.pex" if not allow_large_pex else "env-dir.pex")
-        cmd = _tools.pex_command() + ["--venv", "--no-emit-warnings", "--inherit-path=fallback",
-                                      "--venv-system-site-packages",
+        cmd = _tools.pex_command() + ["--venv", "--no-emit-warnings", *PEX_TOOL_OPTIONS,
                                       "--max-install-jobs", "0", "-r", str(spec_path),
                                       "-o", str(out)]
         if allow_large_pex:

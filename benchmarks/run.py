@@ -100,6 +100,8 @@ def clean_env(extra: Optional[Dict[str, str]] = None, path_prefix: Optional[Path
     env["C_PACK_USER"] = env.get("C_PACK_USER", "bench")
     if not write_bytecode:  # packers must not add __pycache__ to the reference env
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:  # a node writes bytecode once, whatever the benchmarking machine's shell says
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     if path_prefix is not None:
         env["PATH"] = f"{path_prefix}{os.pathsep}{env.get('PATH', '')}"
     if extra:

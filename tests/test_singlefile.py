@@ -145,3 +145,12 @@ def _file(root: Path, text: str) -> Path:
     path = root / f"src-{len(list(root.iterdir()))}.py"
     path.write_text(text)
     return path
+
+
+def test_large_sources_are_read_not_mapped_with_the_same_result(tmp_path, monkeypatch):
+    packed = make_packed(tmp_path)
+    mapped = singlefile.write(packed, tmp_path / "mapped.pex", "zipapp", "3.11")
+    monkeypatch.setattr(singlefile, "_MAP_LIMIT", 10)  # every source "large": pread
+    read = singlefile.write(packed, tmp_path / "read.pex", "zipapp", "3.11")
+    assert read.path.read_bytes() == mapped.path.read_bytes()
+    assert read.sha256 == mapped.sha256 == hashlib.sha256(read.path.read_bytes()).hexdigest()

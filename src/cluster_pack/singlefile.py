@@ -58,6 +58,8 @@ _U16 = 0xFFFF
 # larger ones are copied in the kernel.
 _SMALL = 64 * 1024
 _BUFFER = 1024 * 1024
+# Source zips up to this size are mapped in memory (a few MiB for most distributions).
+_MAP_LIMIT = 64 * 1024 * 1024
 _RUNTIME_FILES = ("PEX-INFO", "__main__.py", "__pex__/__init__.py")
 
 
@@ -186,7 +188,10 @@ class ZipWriter:
         mode = stat.S_IMODE(path.stat().st_mode)
         dos_time, dos_date = _dos(_ZIP_DATE)
         with _Source(path) as source:
-            crc = zlib.crc32(source.view) if source.size else 0
+            crc = 0
+            for offset in range(0, source.size, _BUFFER * 4):
+                crc = zlib.crc32(source.read(offset, min(_BUFFER * 4, source.size - offset)),
+                                 crc)
             self._start(_Entry(name.encode(), crc, source.size, source.size,
                                zipfile.ZIP_STORED, (stat.S_IFREG | mode) << 16,
                                dos_time, dos_date))
@@ -196,16 +201,16 @@ class ZipWriter:
         """Every entry of the zip at ``path``, renamed ``prefix + name``, bytes as they are."""
         self.add_directory(prefix)
         with _Source(path) as source, zipfile.ZipFile(path) as zf:
-            view = source.view
             for info in zf.infolist():
                 name = prefix + info.filename
                 if info.is_dir():
                     self.add_directory(name, stat.S_IMODE(info.external_attr >> 16) or 0o755)
                     continue
                 offset = info.header_offset
-                if view[offset:offset + 4] != b"PK\x03\x04":
+                header = source.read(offset, 30)
+                if header[:4] != b"PK\x03\x04":
                     raise BuildError(f"{path}: entry {info.filename} has no local header")
-                name_length, extra_length = struct.unpack_from("<HH", view, offset + 26)
+                name_length, extra_length = struct.unpack_from("<HH", header, 26)
                 dos_time, dos_date = _dos(info.date_time)
                 self._start(_Entry(name.encode(), info.CRC, info.compress_size,
                                    info.file_size, info.compress_type, info.external_attr,
@@ -216,8 +221,8 @@ class ZipWriter:
     def _copy(self, source: "_Source", offset: int, count: int) -> None:
         if offset + count > source.size:
             raise BuildError(f"{source.path} was truncated while being copied")
-        if count <= _SMALL:  # one memcpy into the write buffer
-            self._buffered_write(source.view[offset:offset + count])
+        if count <= _SMALL:
+            self._buffered_write(source.read(offset, count))
             return
         self._flush()
         end, at = offset + count, offset
@@ -228,7 +233,7 @@ class ZipWriter:
             at += copied
         self._position += count
         if self._hasher is not None:  # from the page cache, on the other core
-            self._hasher.update(source.view[offset:end], keep=source)
+            self._hasher.update_range(source, offset, count)
 
     def close(self) -> None:
         """Write the central directory and the end records."""
@@ -274,16 +279,19 @@ class ZipWriter:
 
 
 class _Source:
-    """A file mapped in memory: headers and small entries are sliced out of it without a
-    system call each (a distribution zip can hold thousands of small files)."""
+    """A source file: mapped in memory when small, so that headers and small entries are
+    sliced out of it without a system call each (a distribution zip can hold thousands
+    of small files); read with ``pread`` when large, so that the packing process never
+    maps gigabytes."""
 
     def __init__(self, path: Path):
         self.path = path
         self._file = open(path, "rb")
         self.fd = self._file.fileno()
         self.size = os.fstat(self.fd).st_size
-        self._map = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ) if self.size else None
-        self.view = memoryview(self._map) if self._map is not None else memoryview(b"")
+        self._map = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ) \
+            if 0 < self.size <= _MAP_LIMIT else None
+        self._view = memoryview(self._map) if self._map is not None else None
         self._users = 1
 
     def __enter__(self) -> "_Source":
@@ -292,18 +300,26 @@ class _Source:
     def __exit__(self, *exc) -> None:
         self.release()
 
+    def read(self, offset: int, count: int) -> bytes:
+        if self._view is not None:
+            return self._view[offset:offset + count].tobytes()
+        data = os.pread(self.fd, count, offset)
+        if len(data) != count:
+            raise BuildError(f"{self.path} was truncated while being copied")
+        return data
+
     def acquire(self) -> None:
         with _SOURCE_LOCK:
             self._users += 1
 
     def release(self) -> None:
-        """Unmapped when the writer and the hasher are both done with it."""
+        """Closed when the writer and the hasher are both done with it."""
         with _SOURCE_LOCK:
             self._users -= 1
             if self._users:
                 return
-        self.view.release()
-        if self._map is not None:
+        if self._view is not None:
+            self._view.release()
             self._map.close()
         self._file.close()
 
@@ -312,33 +328,46 @@ _SOURCE_LOCK = threading.Lock()
 
 
 class _BackgroundSha256:
-    """sha256 of a stream of chunks, computed on another thread (``hashlib`` releases the
-    GIL on large buffers) while the writer goes on; chunks are hashed in order."""
+    """sha256 of what a writer writes, computed on another thread while it goes on
+    (``hashlib`` and ``os.pread`` release the GIL). It gets the bytes that went through
+    the write buffer, and for a range copied by the kernel it reads the source's range
+    itself (from the page cache); everything is hashed in order."""
 
     def __init__(self) -> None:
         self._digest = hashlib.sha256()
-        self._queue: "queue.Queue" = queue.Queue(maxsize=64)
+        self._queue: "queue.Queue" = queue.Queue(maxsize=16)
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
         self._thread.start()
         self.hexdigest: Optional[str] = None
 
-    def update(self, data, keep: Optional[_Source] = None) -> None:
-        if keep is not None:
-            keep.acquire()  # the mapped bytes stay valid until hashed
-        self._queue.put((data, keep))
+    def update(self, data: bytes) -> None:
+        self._queue.put((data, None, 0, 0))
+
+    def update_range(self, source: "_Source", offset: int, count: int) -> None:
+        source.acquire()  # kept open until hashed
+        self._queue.put((None, source, offset, count))
 
     def _run(self) -> None:
         while True:
-            data, keep = self._queue.get()
-            if data is None:
+            data, source, offset, count = self._queue.get()
+            if data is not None:
+                self._digest.update(data)
+            elif source is not None:
+                try:
+                    end = offset + count
+                    while offset < end:
+                        chunk = os.pread(source.fd, min(_BUFFER * 4, end - offset), offset)
+                        if not chunk:
+                            break
+                        self._digest.update(chunk)
+                        offset += len(chunk)
+                finally:
+                    source.release()
+            else:
                 return
-            self._digest.update(data)
-            if keep is not None:
-                data.release()
-                keep.release()
 
     def finish(self) -> None:
-        self._queue.put((None, None))
+        self._queue.put((None, None, 0, 0))
         self._thread.join()
         self.hexdigest = self._digest.hexdigest()
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import logging
 import os
+import shlex
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence

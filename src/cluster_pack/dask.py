@@ -41,9 +41,17 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from cluster_pack import launch
 from cluster_pack.clusters import (  # noqa: F401  (re-exported: the original home of these)
-    ClusterError, LocalProcess, LocalProcessCluster, WatchedCluster, failed_containers,
-    shutdown_app, skein_service, start_local_process, submit_and_wait_for_key,
-    wait_for_key)
+    ClusterError,
+    LocalProcess,
+    LocalProcessCluster,
+    WatchedCluster,
+    failed_containers,
+    shutdown_app,
+    skein_service,
+    start_local_process,
+    submit_and_wait_for_key,
+    wait_for_key,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import distributed

@@ -412,8 +412,8 @@ def get_pyenv_usage_from_archive(path_to_archive: str) -> PythonEnvDescription:
     PythonEnvDescription(path_to_archive='hdfs:///user/me/envs/myenv.pex', \
 interpreter_cmd='./myenv.pex', dest_path='myenv.pex', must_unpack=False)
     """
-    from cluster_pack.manifest import run_info_for
     from cluster_pack.errors import IntegrityError
+    from cluster_pack.manifest import run_info_for
 
     name = os.path.basename(path_to_archive)
     try:

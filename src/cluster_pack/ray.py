@@ -38,10 +38,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from cluster_pack import launch
-from cluster_pack.clusters import (ClusterError, LocalProcess, LocalProcessCluster,
-                                   WatchedCluster, failed_containers, shutdown_app,
-                                   skein_service, start_local_process,
-                                   submit_and_wait_for_key)
+from cluster_pack.clusters import (
+    ClusterError,
+    LocalProcess,
+    LocalProcessCluster,
+    WatchedCluster,
+    failed_containers,
+    shutdown_app,
+    skein_service,
+    start_local_process,
+    submit_and_wait_for_key,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein

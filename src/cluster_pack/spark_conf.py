@@ -302,7 +302,7 @@ def spark_launch_spec(package_path: str, include_editables: bool = False,
 
 
 def _is_yarn(master: Optional[str]) -> bool:
-    return bool(master) and master.split(":", 1)[0] == "yarn"  # type: ignore[union-attr]
+    return master is not None and master.split(":", 1)[0] == "yarn"
 
 
 def _interpreter_of(spec: LaunchSpec) -> str:
@@ -521,4 +521,4 @@ def executor_credentials_conf(credentials: Mapping[str, str]) -> Dict[str, str]:
 
 def inherits_driver_environment(master: Optional[str]) -> bool:
     """Executors started by the driver's own JVM inherit its environment."""
-    return bool(master) and (master.startswith("local"))  # type: ignore[union-attr]
+    return master is not None and master.startswith("local")

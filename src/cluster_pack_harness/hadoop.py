@@ -171,7 +171,9 @@ class HadoopCluster:
     # ------------------------------------------------------------------ lifecycle
 
     def running(self) -> bool:
-        return bool(self.pid) and pid_alive(self.pid) and _build.MAIN_CLASS in cmdline(self.pid)
+        if not self.pid:
+            return False
+        return pid_alive(self.pid) and _build.MAIN_CLASS in cmdline(self.pid)
 
     def launch(self, *, watch_parent: bool = False, log=None) -> None:
         """Start the JVM (does not wait; see :meth:`wait_ready`)."""

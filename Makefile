@@ -15,6 +15,8 @@ demo:  ## set up, pack this demo's venv and run its job with the local runner
 	PYTHON=$(PYTHON) examples/demo/run_demo.sh
 
 test: $(VENV)/.installed  ## set up (incl. the Hadoop harness) and run every test
+	$(PY) -m ruff check src tests
+	$(PY) -m mypy
 	bash .ci/install-harness.sh
 	PYTHON=$(PY) bash .ci/install-spark-s3.sh >/dev/null
 	$(PY) -m pytest -ra

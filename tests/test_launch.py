@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
+from cluster_pack import parts as parts_module
 from cluster_pack.errors import ConfigurationError
 from cluster_pack.launch import LaunchSpec, Resource, build_launch_spec, environment_resource
-from cluster_pack import parts as parts_module
 from cluster_pack.manifest import LAYOUT_PARTS, Manifest, run_info_for
 from cluster_pack.parts import Part, tree_sha256
 

@@ -3,8 +3,14 @@ import json
 import pytest
 
 from cluster_pack.errors import IntegrityError
-from cluster_pack.manifest import (LAYOUT_PARTS, LegacyManifest, Manifest, manifest_path,
-                                   run_info_for, summarize)
+from cluster_pack.manifest import (
+    LAYOUT_PARTS,
+    LegacyManifest,
+    Manifest,
+    manifest_path,
+    run_info_for,
+    summarize,
+)
 from cluster_pack.parts import Part, tree_sha256
 
 

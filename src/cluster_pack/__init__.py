@@ -8,18 +8,10 @@ The names below are the original cluster-pack's public API, kept compatible.
 
 __version__ = "1.0.0.dev0"
 
-from cluster_pack.errors import ClusterPackError  # noqa: E402
-from cluster_pack.settings import (  # noqa: E402
-    LayoutOptimization,
-    get_layout_optimization,
-    get_venv_optimization_level,
-    is_uv_available,
-    set_layout_optimization,
-    set_venv_optimization_level,
-)
-from cluster_pack.uploader import upload_env, upload_spec, upload_zip  # noqa: E402
+# F401: these imports are the package's public API (re-exported names), not used here.
 from cluster_pack import packaging  # noqa: E402,F401
-from cluster_pack.packaging import (  # noqa: E402
+from cluster_pack.errors import ClusterPackError  # noqa: E402,F401
+from cluster_pack.packaging import (  # noqa: E402,F401
     PEX_PACKER,
     Packer,
     detect_packer_from_file,
@@ -29,7 +21,15 @@ from cluster_pack.packaging import (  # noqa: E402
     get_pyenv_usage_from_archive,
     zip_path,
 )
-
+from cluster_pack.settings import (  # noqa: E402,F401
+    LayoutOptimization,
+    get_layout_optimization,
+    get_venv_optimization_level,
+    is_uv_available,
+    set_layout_optimization,
+    set_venv_optimization_level,
+)
+from cluster_pack.uploader import upload_env, upload_spec, upload_zip  # noqa: E402,F401
 
 # Submodules the original's __init__ imported eagerly (so ``cluster_pack.filesystem``
 # and ``cluster_pack.skein`` worked after a bare ``import cluster_pack``): imported here

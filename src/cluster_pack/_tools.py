@@ -19,7 +19,7 @@ def find_uv() -> Optional[str]:
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
     try:
-        import uv  # type: ignore[import-not-found]
+        import uv  # type: ignore[import-not-found]  # optional: absent when uv is not installed
 
         return uv.find_uv_bin()
     except Exception:

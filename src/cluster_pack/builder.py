@@ -394,7 +394,7 @@ def _site_packages_of(venv: Path) -> Path:
 
 def _hardlink_tree(source: Path, target: Path) -> None:
     """Copy a tree with hard links (falls back to copies across filesystems)."""
-    for root, dirs, files in os.walk(source):
+    for root, _dirs, files in os.walk(source):
         rel = Path(root).relative_to(source)
         (target / rel).mkdir(parents=True, exist_ok=True)
         for f in files:

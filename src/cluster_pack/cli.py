@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import logging
 import os
+import shlex
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -85,16 +85,17 @@ def _cmd_upload(args: argparse.Namespace) -> int:
             include_pex_tools=args.include_pex_tools, reporter=reporter)
     elapsed = time.perf_counter() - started
     manifest = result.manifest
+    size = manifest.size if manifest else None
     data = {"path": result.path, "env_name": result.env_name, "built": result.built,
             "uploaded_bytes": result.uploaded_bytes, "reason": result.reason,
             "seconds": round(elapsed, 3),
-            "size": manifest.size if manifest else None,
+            "size": size,
             "sha256": manifest.sha256 if manifest else None,
             "distributions": len(manifest.package_installed) if manifest else None}
     verb = "published" if result.built else "up to date"
     _emit(args, data,
           f"{result.path}: {verb} ({result.reason}) in {elapsed:.2f}s\n"
-          f"  {data['distributions']} distributions, {_human_size(data['size'])}, "
+          f"  {data['distributions']} distributions, {_human_size(size)}, "
           f"{_human_size(result.uploaded_bytes)} written")
     return 0
 

@@ -97,7 +97,7 @@ class LocalProcess:
 
 
 def _session_members(sid: int) -> List[int]:
-    members = []
+    members: List[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:  # pragma: no cover - not Linux: the process group kill is all we do

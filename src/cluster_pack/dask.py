@@ -41,9 +41,17 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from cluster_pack import launch
 from cluster_pack.clusters import (  # noqa: F401  (re-exported: the original home of these)
-    ClusterError, LocalProcess, LocalProcessCluster, WatchedCluster, failed_containers,
-    shutdown_app, skein_service, start_local_process, submit_and_wait_for_key,
-    wait_for_key)
+    ClusterError,
+    LocalProcess,
+    LocalProcessCluster,
+    WatchedCluster,
+    failed_containers,
+    shutdown_app,
+    skein_service,
+    start_local_process,
+    submit_and_wait_for_key,
+    wait_for_key,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import distributed
@@ -191,7 +199,8 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
 
     Without ``package_path`` the current environment is published first.
     """
-    options = dict(env_vars=env_vars, fs_args=fs_args, include_editables=include_editables)
+    options: Dict[str, Any] = dict(env_vars=env_vars, fs_args=fs_args,
+                                   include_editables=include_editables)
     if not package_path:
         from cluster_pack import publish
 
@@ -267,8 +276,8 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
     import skein
 
     host_args = ["--host", host] if host else []
-    options = dict(package_path=package_path, env_vars=env_vars, fs_args=fs_args,
-                   include_editables=include_editables)
+    options: Dict[str, Any] = dict(package_path=package_path, env_vars=env_vars,
+                                   fs_args=fs_args, include_editables=include_editables)
     sched = launch.build_launch_spec(["-m", "cluster_pack.dask", "yarn-scheduler", *host_args],
                                      **options)
     worker = launch.build_launch_spec(

@@ -40,7 +40,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from cluster_pack import settings
 from cluster_pack.environment import Distribution
@@ -135,6 +135,7 @@ def _entry_point_scripts(metadata_dir: Path) -> frozenset:
     if not path.is_file():
         return frozenset()
     parser = configparser.ConfigParser(delimiters=("=",), interpolation=None, strict=False)
+    # ignore: the documented way to keep keys' case (typeshed types it as a method)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
         parser.read(path, encoding="utf-8")
@@ -310,6 +311,9 @@ class _HashingWriter:
     def flush(self) -> None:
         self._raw.flush()
 
+    def close(self) -> None:  # the file protocol zipfile takes (it never closes a passed file)
+        self._raw.close()
+
 
 def _info(arcname: str, mode: int, size: int, method: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(arcname, _ZIP_DATE)
@@ -331,7 +335,7 @@ def write(planned: _Plan, dest: Path, compress: bool) -> DistZip:
         with os.fdopen(fd, "wb") as raw:
             out = _HashingWriter(raw)
             with zipfile.ZipFile(out, "w", method, allowZip64=True) as zf:
-                written_dirs = set()
+                written_dirs: Set[str] = set()
                 entries: List[Tuple[str, Union[str, bytes, None]]] = list(planned.files)
                 entries.append((planned.record_arcname, None))
                 entries.sort()
@@ -509,9 +513,11 @@ def zip_distributions(dists: Sequence[Distribution], prefix: Path, compress: boo
                              f"(C_PACK_CACHE_DIR): {exc.strerror or exc}") from None
         for i, dist in enumerate(dists):
             if found[i] is None:
-                found[i] = done[dist.metadata_dir]
-                if keys[i]:
-                    cache.put(keys[i], found[i])
+                zipped = done[dist.metadata_dir]
+                found[i] = zipped
+                key = keys[i]
+                if key:
+                    cache.put(key, zipped)
     try:
         cache.save()
     except OSError as exc:  # the zips are written: only later builds lose the shortcut

@@ -106,7 +106,7 @@ class Environment:
 
 
 def _site_packages() -> Tuple[Path, ...]:
-    paths = []
+    paths: List[Path] = []
     for key in ("purelib", "platlib"):
         p = Path(sysconfig.get_paths()[key])
         if p.is_dir() and all(p.resolve() != q.resolve() for q in paths):
@@ -144,7 +144,8 @@ def default_env_name(prefix: Optional[Path] = None) -> str:
 
 def _read_pth_paths(pth_file: Path, site_dir: Path) -> Tuple[List[Path], List[Path]]:
     """(directories added to sys.path, finder modules imported) by a ``.pth`` file."""
-    dirs, finders = [], []
+    dirs: List[Path] = []
+    finders: List[Path] = []
     try:
         lines = pth_file.read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -220,6 +221,7 @@ def _header_name_and_version(dist: md.Distribution) -> Tuple[str, str]:
 
 
 def _describe(dist: md.Distribution, site_dir: Path) -> Distribution:
+    # ignore: PathDistribution's directory is private (_path); no public attribute has it
     metadata_dir = Path(str(dist._path))  # type: ignore[attr-defined]
     try:
         name, version = _header_name_and_version(dist)

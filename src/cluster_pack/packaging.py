@@ -17,7 +17,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Collection, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Collection, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 
 from cluster_pack import _tools, environment, hadoop_conf, settings
 from cluster_pack.errors import BuildError, ConfigurationError
@@ -136,7 +136,7 @@ def pack_in_pex(
     cmd.append("--non-hermetic-venv-scripts")
     if pex_inherit_path != "false":
         cmd.append("--venv-system-site-packages")
-    installed = {}
+    installed: Set[str] = set()
     if sys.prefix != sys.base_prefix:
         installed = {f"{d.key}=={d.version}"
                      for d in environment.current_environment().distributions.values()}
@@ -318,8 +318,8 @@ def get_editable_requirements(executable: str = sys.executable,
             if spec is None or spec.origin is None:
                 _logger.error("could not import editable package %s", name)
                 continue
-            path = os.path.dirname(spec.origin)
-            found[os.path.basename(path)] = path
+            package_dir = os.path.dirname(spec.origin)
+            found[os.path.basename(package_dir)] = package_dir
         return found
     from cluster_pack import editables
 
@@ -412,8 +412,8 @@ def get_pyenv_usage_from_archive(path_to_archive: str) -> PythonEnvDescription:
     PythonEnvDescription(path_to_archive='hdfs:///user/me/envs/myenv.pex', \
 interpreter_cmd='./myenv.pex', dest_path='myenv.pex', must_unpack=False)
     """
-    from cluster_pack.manifest import run_info_for
     from cluster_pack.errors import IntegrityError
+    from cluster_pack.manifest import run_info_for
 
     name = os.path.basename(path_to_archive)
     try:

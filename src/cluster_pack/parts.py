@@ -35,7 +35,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from cluster_pack import settings
 from cluster_pack.errors import IntegrityError
@@ -375,7 +375,7 @@ def collect_garbage(store: Any, directory: str, min_age_days: float = DEFAULT_GC
     from cluster_pack.store import TMP_MARKER, _mtime
 
     directory = directory.rstrip("/")
-    referenced = set()
+    referenced: Set[str] = set()
     for entry in store.ls(directory):
         name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
         if entry.get("type") == "directory" or not name.endswith(".json") or TMP_MARKER in name:

@@ -29,8 +29,14 @@ class RichReporter(Reporter):  # pragma: no cover - exercised by hand on a termi
 
     def __init__(self, console=None):
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, SpinnerColumn,
-                                   TextColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TransferSpeedColumn,
+        )
 
         self.console = console or Console(stderr=True)
         self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),

@@ -26,11 +26,24 @@ from urllib.parse import urlparse
 
 from cluster_pack import __version__ as _version
 from cluster_pack import editables, environment, hadoop_conf, parts, settings
-from cluster_pack.builder import (LARGE_PEX_SUFFIX, PEX_SUFFIX, PEX_TOOL_OPTIONS, BuiltArtifact,
-                                  PexBuilder, file_sha256, needs_large_layout)
+from cluster_pack.builder import (
+    LARGE_PEX_SUFFIX,
+    PEX_SUFFIX,
+    PEX_TOOL_OPTIONS,
+    BuiltArtifact,
+    PexBuilder,
+    file_sha256,
+    needs_large_layout,
+)
 from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
-from cluster_pack.manifest import (LAYOUT_PARTS, MAX_MANIFEST_BYTES, LegacyManifest, Manifest,
-                                   manifest_path, run_info_for)
+from cluster_pack.manifest import (
+    LAYOUT_PARTS,
+    MAX_MANIFEST_BYTES,
+    LegacyManifest,
+    Manifest,
+    manifest_path,
+    run_info_for,
+)
 from cluster_pack.packspec import PackSpec, select_requirements
 from cluster_pack.progress import Reporter
 from cluster_pack.store import ARTIFACT_MODE, TMP_MARKER, Store

@@ -38,10 +38,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from cluster_pack import launch
-from cluster_pack.clusters import (ClusterError, LocalProcess, LocalProcessCluster,
-                                   WatchedCluster, failed_containers, shutdown_app,
-                                   skein_service, start_local_process,
-                                   submit_and_wait_for_key)
+from cluster_pack.clusters import (
+    ClusterError,
+    LocalProcess,
+    LocalProcessCluster,
+    WatchedCluster,
+    failed_containers,
+    shutdown_app,
+    skein_service,
+    start_local_process,
+    submit_and_wait_for_key,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -165,6 +172,7 @@ class LocalRayCluster(LocalProcessCluster, RayCluster):
         self.head = head
         self.workers: List[LocalProcess] = []
         self._start_worker = start_worker
+        self.temp_dir: Optional[str] = None  # removed on shutdown
 
     def scale(self, n: int) -> None:
         for worker in self._alive_after_starting(n)[n:]:
@@ -173,10 +181,11 @@ class LocalRayCluster(LocalProcessCluster, RayCluster):
     def _shutdown(self) -> None:
         self._disconnect()
         self._stop_processes(timeout=20)
-        if getattr(self, "temp_dir", None):
+        temp_dir = getattr(self, "temp_dir", None)
+        if temp_dir:
             import shutil
 
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
@@ -192,8 +201,9 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
         from cluster_pack import publish
 
         package_path = publish.publish_env(fs_args=fs_args).path
-    options = dict(package_path=package_path, env_vars={**DEFAULT_ENV, **(env_vars or {})},
-                   fs_args=fs_args, include_editables=include_editables)
+    options: Dict[str, Any] = dict(
+        package_path=package_path, env_vars={**DEFAULT_ENV, **(env_vars or {})},
+        fs_args=fs_args, include_editables=include_editables)
     base = Path(base_dir or tempfile.mkdtemp(prefix="cluster-pack-ray-"))
     # Ray's unix sockets live under the temp dir: keep its path short (108 bytes max)
     temp_dir = tempfile.mkdtemp(prefix="cpray-", dir="/tmp")
@@ -262,8 +272,9 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
     import skein
 
     host_args = ["--host", host] if host else []
-    options = dict(package_path=package_path, env_vars={**DEFAULT_ENV, **(env_vars or {})},
-                   fs_args=fs_args, include_editables=include_editables)
+    options: Dict[str, Any] = dict(
+        package_path=package_path, env_vars={**DEFAULT_ENV, **(env_vars or {})},
+        fs_args=fs_args, include_editables=include_editables)
     head = launch.build_launch_spec(
         ["-m", "cluster_pack.ray", "yarn-head", *host_args, "--num-cpus", str(head_vcores),
          "--object-store-memory", str(object_store_memory)], **options)

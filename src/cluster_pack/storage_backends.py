@@ -83,6 +83,7 @@ def _hdfs(url: str, scheme: str, host: Any, port: Any, fs_args: Dict[str, Any]) 
         raise _missing(url, scheme, exc) from None
     base = HdfsFileSystem if scheme == "hdfs" else ViewfsFileSystem
 
+    # ignore: the base class is chosen at run time (mypy wants a static one)
     class _Fs(base):  # type: ignore[misc, valid-type]
         cachable = False
 
@@ -198,9 +199,9 @@ def _s3(url: str, fs_args: Dict[str, Any]) -> Any:
     except ImportError as exc:
         raise _missing(url, "s3", exc) from None
     args = dict(fs_args)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint and "endpoint_url" not in args:
-        args["endpoint_url"] = endpoint
+    env_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if env_endpoint and "endpoint_url" not in args:
+        args["endpoint_url"] = env_endpoint
     config = dict(args.get("config_kwargs") or {})
     for key, value in S3_FAST_FAIL.items():
         config.setdefault(key, value)
@@ -210,7 +211,7 @@ def _s3(url: str, fs_args: Dict[str, Any]) -> Any:
     endpoint = str(args.get("endpoint_url")
                    or (args.get("client_kwargs") or {}).get("endpoint_url") or "")
 
-    class _Fs(s3fs.S3FileSystem):  # type: ignore[misc]
+    class _Fs(s3fs.S3FileSystem):
         cachable = False
         cpack_secrets = hidden
         retries = S3_CALL_ATTEMPTS

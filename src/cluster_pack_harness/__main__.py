@@ -95,7 +95,8 @@ def main(argv=None) -> int:
 
     def with_dir(sp):
         sp.add_argument("--dir", default=None,
-                        help=f"harness directory (default: $CLUSTER_PACK_HARNESS_DIR or ./.harness; now {default_dir()})")
+                        help="harness directory (default: $CLUSTER_PACK_HARNESS_DIR or ./.harness; "
+                             f"now {default_dir()})")
         return sp
 
     s = with_dir(sub.add_parser("start", help="start in the background and wait until ready"))

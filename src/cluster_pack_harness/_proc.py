@@ -80,7 +80,7 @@ def processes_under(directory: Path, exclude: Iterable[int] = (), require_env: O
     ``require_env``: only processes having that environment variable (e.g. ``CONTAINER_ID``), so
     that a user's shell sitting in the directory is never touched.
     """
-    directory = str(Path(directory).resolve())
+    root = str(Path(directory).resolve())
     skip = set(exclude) | {os.getpid()}
     found = []
     for entry in Path("/proc").iterdir():
@@ -93,7 +93,7 @@ def processes_under(directory: Path, exclude: Iterable[int] = (), require_env: O
             cwd = os.readlink(entry / "cwd")
         except OSError:
             cwd = ""
-        if cwd == directory or cwd.startswith(directory + "/") or directory + "/" in cmdline(pid):
+        if cwd == root or cwd.startswith(root + "/") or root + "/" in cmdline(pid):
             if require_env and not _has_env(pid, require_env):
                 continue
             if pid_alive(pid):

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from cluster_pack_harness._proc import HarnessError, HarnessUnavailable
 
@@ -112,7 +112,7 @@ def find_java_home() -> Tuple[Path, int]:
         candidates.append(Path(os.environ["JAVA_HOME"]))
     jvm = Path("/usr/lib/jvm")
     if jvm.is_dir():
-        found = {}
+        found: Dict[int, Path] = {}
         for d in sorted(jvm.iterdir()):
             if d.is_symlink() or not d.is_dir():
                 continue

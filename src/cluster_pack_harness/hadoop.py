@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from cluster_pack_harness import build as _build
-from cluster_pack_harness.loopback import ensure_bind_shim
 from cluster_pack_harness._proc import (
     HarnessError,
     cmdline,
@@ -36,6 +35,7 @@ from cluster_pack_harness._proc import (
     tail,
     wait_gone,
 )
+from cluster_pack_harness.loopback import ensure_bind_shim
 
 LOG4J_SERVER = """\
 log4j.rootLogger=INFO,stdout
@@ -145,7 +145,7 @@ class HadoopCluster:
 
     @property
     def java_options(self) -> List[str]:
-        self.java_home  # resolve
+        _ = self.java_home  # resolve (sets self._java_major)
         return _build.java_module_options(self._java_major or 17)
 
     @property
@@ -171,7 +171,9 @@ class HadoopCluster:
     # ------------------------------------------------------------------ lifecycle
 
     def running(self) -> bool:
-        return bool(self.pid) and pid_alive(self.pid) and _build.MAIN_CLASS in cmdline(self.pid)
+        if not self.pid:
+            return False
+        return pid_alive(self.pid) and _build.MAIN_CLASS in cmdline(self.pid)
 
     def launch(self, *, watch_parent: bool = False, log=None) -> None:
         """Start the JVM (does not wait; see :meth:`wait_ready`)."""

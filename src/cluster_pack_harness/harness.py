@@ -7,7 +7,7 @@ import os
 import shlex
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 from cluster_pack_harness._proc import HarnessError
 from cluster_pack_harness.hadoop import HadoopCluster
@@ -29,15 +29,15 @@ class Harness:
         h.stop()
     """
 
-    def __init__(self, directory: Optional[os.PathLike] = None, *, yarn: bool = True,
+    def __init__(self, directory: Optional[Union[str, os.PathLike]] = None, *, yarn: bool = True,
                  xmx: str = "2g", nm_memory_mb: int = 8192, nm_vcores: int = 8,
                  bucket: Optional[str] = None, build: bool = True):
         self.dir = Path(directory).resolve() if directory else default_dir()
         self.hadoop: Optional[HadoopCluster] = None
         self.s3: Optional[S3Server] = None
-        self._hadoop_kwargs = dict(yarn=yarn, xmx=xmx, nm_memory_mb=nm_memory_mb,
-                                   nm_vcores=nm_vcores, build=build)
-        self._s3_kwargs = {"bucket": bucket} if bucket else {}
+        self._hadoop_kwargs: Dict[str, Any] = dict(yarn=yarn, xmx=xmx, nm_memory_mb=nm_memory_mb,
+                                                   nm_vcores=nm_vcores, build=build)
+        self._s3_kwargs: Dict[str, Any] = {"bucket": bucket} if bucket else {}
         self.startup_seconds: Dict[str, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -62,7 +62,7 @@ class Harness:
                 self.s3 = s
                 s.wait_ready(timeout=60)
                 self.startup_seconds["s3"] = round(time.monotonic() - t0, 1)
-            if hadoop and not self.hadoop.info:
+            if hadoop and self.hadoop is not None and not self.hadoop.info:
                 self.hadoop.wait_ready(timeout=timeout)
                 self.startup_seconds["hadoop"] = round(time.monotonic() - t0, 1)
         except BaseException:
@@ -140,7 +140,7 @@ class Harness:
     # ------------------------------------------------------------------ reuse / status
 
     @classmethod
-    def attach(cls, directory: Optional[os.PathLike] = None) -> "Harness":
+    def attach(cls, directory: Optional[Union[str, os.PathLike]] = None) -> "Harness":
         """Handle on a harness started by the CLI; only the parts that run are attached."""
         self = cls(directory)
         desc = {}
@@ -161,7 +161,7 @@ class Harness:
         return self
 
     @classmethod
-    def stop_dir(cls, directory: Optional[os.PathLike] = None) -> None:
+    def stop_dir(cls, directory: Optional[Union[str, os.PathLike]] = None) -> None:
         """Stop whatever was started in ``directory`` (ready or not), from the pid files."""
         self = cls(directory)
         self.hadoop = HadoopCluster(self.dir)

@@ -86,7 +86,9 @@ class S3Server:
                             aws_secret_access_key=self.secret, region_name=self.region)
 
     def running(self) -> bool:
-        return bool(self.pid) and pid_alive(self.pid) and _MARK in cmdline(self.pid)
+        if not self.pid:
+            return False
+        return pid_alive(self.pid) and _MARK in cmdline(self.pid)
 
     def launch(self, *, watch_parent: bool = False) -> None:
         import importlib.util

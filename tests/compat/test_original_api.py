@@ -135,8 +135,8 @@ def _getattr(obj: Any, dotted: str, where: str) -> Any:
             if (e.name or "").split(".")[0] in OPTIONAL_DEPS:
                 raise _Skip(f"{where} needs {e.name}, which is not installed") from e
             raise
-        except AttributeError:
-            raise AssertionError(f"{where} is missing")
+        except AttributeError as e:
+            raise AssertionError(f"{where} is missing") from e
         except ImportError as e:
             raise AssertionError(f"{where}: accessing it failed: {e!r}") from e
     return obj
@@ -219,7 +219,7 @@ def _callable_signature(obj: Any, where: str) -> inspect.Signature:
     try:
         return inspect.signature(obj)
     except (TypeError, ValueError) as e:
-        raise AssertionError(f"{where}: no inspectable signature ({e})")
+        raise AssertionError(f"{where}: no inspectable signature ({e})") from e
 
 
 # ------------------------------------------------------------------------- checkers

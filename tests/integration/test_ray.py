@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from tests.dask_ray._venvs import (DRIVER_HELPERS, build_venv, clean_env, run_driver,
-                                   still_alive)
+from tests.dask_ray._venvs import DRIVER_HELPERS, build_venv, clean_env, run_driver, still_alive
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -81,7 +81,7 @@ def _run_job(venv, package_path, *args, timeout=600, master=MASTER, extra_env=No
                           timeout=timeout)
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, f"job failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("REPORT "))
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT "))
     report = json.loads(line[len("REPORT "):])
     report["total_seconds"] = round(elapsed, 2)
     print(json.dumps({k: v for k, v in report.items() if k not in ("rounds", "options")}),

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import publish
+from cluster_pack import publish, storage_backends
 from cluster_pack.errors import IntegrityError, StorageError
 from cluster_pack.manifest import Manifest, manifest_path
 from cluster_pack.store import STALE_TMP_SECONDS, TMP_MARKER, Store
-from cluster_pack import storage_backends
 from tests.reliability.conftest import fault_runs, make_pex, tmp_entries
 
 ARTIFACT_MB = int(os.environ.get("CPACK_FAULT_ARTIFACT_MB", "64"))
@@ -147,7 +146,7 @@ class _Hdfs:
 
 
 def _kill_loop(target, versions, summary, runs: int, env=None, label: str = ""):
-    (a_path, a_sha), (b_path, b_sha) = versions["A"], versions["B"]
+    (a_path, a_sha), (_b_path, b_sha) = versions["A"], versions["B"]
     known = {a_sha: "A", b_sha: "B"}
     full = _publish_in_subprocess(a_path, target.url, env)  # calibrates a whole publish
     current = "A"

@@ -13,8 +13,7 @@ import pytest
 
 from cluster_pack import editables, launch, publish, runner
 from cluster_pack.errors import ClusterPackError
-from tests.reliability.conftest import (make_packed_dir, make_pex, publish_parts,
-                                        tmp_entries)
+from tests.reliability.conftest import make_packed_dir, make_pex, publish_parts, tmp_entries
 
 HOSTILE_VALUES = [
     "$HOME", "${PATH}", "`touch pwned_backtick`", "$(touch pwned_subshell)",

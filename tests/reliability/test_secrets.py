@@ -75,7 +75,7 @@ def test_planted_secret_in_logs_errors_manifests(planted, s3_server, tmp_path, c
     _scan("spark_submit_args", " ".join(spark_conf.spark_submit_args(url, master="yarn",
                                                                       fs_args=planted)),
           summary)
-    skein = pytest.importorskip("skein")
+    pytest.importorskip("skein")
     from cluster_pack import yarn
 
     app = yarn.application_spec(spec)

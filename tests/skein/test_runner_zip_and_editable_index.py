@@ -19,7 +19,6 @@ from cluster_pack import editables, launch, run_function, yarn
 from cluster_pack.skein import skein_config_builder as scb
 from cluster_pack.skein import skein_launcher
 
-
 # -- editable_packages_index -------------------------------------------------------------
 
 @pytest.fixture

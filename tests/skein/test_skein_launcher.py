@@ -13,7 +13,6 @@ import skein
 import cluster_pack
 from cluster_pack import launch, yarn
 from cluster_pack.skein import skein_launcher
-
 from tests.skein.conftest import run_container
 
 ORIGINAL_TICKET_PATH = yarn.kerberos_ticket_path

@@ -17,8 +17,8 @@ def probe(index, iterator):
     import sys
 
     import cowsay  # only in the packed environment (never in the executor's default python)
-    import toy_pkg  # an editable project: its local source, shipped on each launch
     import pyspark
+    import toy_pkg  # an editable project: its local source, shipped on each launch
 
     list(iterator)
     yield {
@@ -55,9 +55,9 @@ def main() -> None:
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    import cluster_pack
     from pyspark.sql import SparkSession
 
+    import cluster_pack
     from cluster_pack.spark import spark_config_builder
 
     report = {}

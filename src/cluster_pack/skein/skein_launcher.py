@@ -166,5 +166,5 @@ if __name__ == "__main__":
     try:
         import fire
     except ImportError:  # pragma: no cover
-        raise SystemExit("this command line needs the 'fire' package (pip install fire)")
+        raise SystemExit("this command line needs the 'fire' package (pip install fire)") from None
     fire.Fire()

@@ -104,7 +104,7 @@ def add_s3_params(ssb: SparkSession.Builder, fs_args: Optional[Dict[str, Any]] =
 # -- helpers ---------------------------------------------------------------------------------
 
 def _get_value(ssb: SparkSession.Builder, key: str) -> Optional[str]:
-    value = ssb._options.get(key)  # type: ignore[attr-defined]
+    value = ssb._options.get(key)
     return None if value is None else str(value)
 
 
@@ -131,7 +131,7 @@ def _s3_fs_args_of(ssb: SparkSession.Builder, archive: str) -> Optional[Dict[str
 
 
 def _apply(ssb: SparkSession.Builder, conf: Dict[str, str]) -> None:
-    existing = {k: str(v) for k, v in ssb._options.items()}  # type: ignore[attr-defined]
+    existing = {k: str(v) for k, v in ssb._options.items()}
     for key, value in spark_conf.merge_conf(existing, conf).items():
         ssb.config(key, value)
 
@@ -139,7 +139,7 @@ def _apply(ssb: SparkSession.Builder, conf: Dict[str, str]) -> None:
 def _warn_if_jvm_running() -> None:
     from pyspark import SparkContext
 
-    if SparkContext._active_spark_context is not None:  # type: ignore[attr-defined]
+    if SparkContext._active_spark_context is not None:
         _logger.warning("a SparkContext is already running: its JVM does not see the S3 "
                         "credentials exported now; call add_s3_params before getOrCreate")
 

@@ -320,6 +320,7 @@ class _Source:
                 return
         if self._view is not None:
             self._view.release()
+        if self._map is not None:
             self._map.close()
         self._file.close()
 

@@ -830,6 +830,17 @@ def _median(tr: Dict[str, Any], scen: str, metric: str = "wall_s") -> Optional[f
     return st["median"] if st else None
 
 
+def _paired_ratio(tr: Dict[str, Any], top: str, bottom: str) -> Optional[float]:
+    """Median over the repeats of ``top / bottom`` measured in the same repeat (a node's
+    first start and its unzip + import run one after the other): steadier than a ratio of
+    medians on a machine whose disk speed drifts."""
+    ratios = [a["wall_s"] / b["wall_s"]
+              for a, b in zip(tr.get("samples", {}).get(top, []),
+                              tr.get("samples", {}).get(bottom, []))
+              if "error" not in a and "error" not in b and b.get("wall_s")]
+    return statistics.median(ratios) if ratios else None
+
+
 def targets(er: Dict[str, Any], key: str = "ours_parts") -> List[tuple]:
     """(what, measured, target, met) for issue 7's targets (the parts layout), from this
     run's medians."""
@@ -867,9 +878,9 @@ def targets(er: Dict[str, Any], key: str = "ours_parts") -> List[tuple]:
             "manifest)", written / allowed, "{:.2f}", "<= 1", lambda v: v <= 1)
     add("no-op upload_env() in-process (s)", _median(ours, "noop", "upload_env_s"), "{:.3f}",
         "<= 0.3", lambda v: v <= 0.3)
-    nc, nu = _median(ours, "node_cold"), _median(ours, "node_unzip_import")
-    add("node first start / (unzip + import)", nc / nu if nc and nu else None, "{:.2f}x",
-        "<= 1.3x", lambda v: v <= 1.3)
+    add("node first start / (unzip + import), paired per repeat",
+        _paired_ratio(ours, "node_cold", "node_unzip_import"), "{:.2f}x", "<= 1.3x",
+        lambda v: v <= 1.3)
     nw, pw = _median(ours, "node_warm"), _median(plain, "node_warm")
     add("node warm start - plain venv (s)", nw - pw if nw and pw else None, "{:+.2f}",
         "<= +0.3", lambda v: v <= 0.3)
@@ -901,12 +912,12 @@ def compat_targets(er: Dict[str, Any]) -> List[tuple]:
     for label, tr in (("default", ours), ("parts only", parts_only)):
         add(f"no-op upload_env() in-process, {label} (s)", _median(tr, "noop", "upload_env_s"),
             "{:.3f}", "<= 0.1", lambda v: v <= 0.1)
-    nc, nu = _median(ours, "node_cold"), _median(ours, "node_unzip_import")
-    add("single file first start (empty PEX_ROOT) / (unzip + import)",
-        nc / nu if nc and nu else None, "{:.2f}x", "<= 1.3x", lambda v: v <= 1.3)
-    ic, iu = _median(inc, "node_cold"), _median(inc, "node_unzip_import")
+    add("single file first start (empty PEX_ROOT) / (unzip + import), paired per repeat",
+        _paired_ratio(ours, "node_cold", "node_unzip_import"), "{:.2f}x", "<= 1.3x",
+        lambda v: v <= 1.3)
     add("0.3.19's .pex first start / (unzip + import), for comparison",
-        ic / iu if ic and iu else None, "{:.2f}x", "(reference)", lambda v: True)
+        _paired_ratio(inc, "node_cold", "node_unzip_import"), "{:.2f}x", "(reference)",
+        lambda v: True)
     return out
 
 

@@ -248,3 +248,9 @@ def test_fetch_of_a_single_file_checks_it_against_its_manifest(capsys, tmp_path)
     err = capsys.readouterr().err
     assert f"{envs / 'one.pex'} is missing" in err and len(err.strip().splitlines()) == 1
     assert local.read_bytes() == data  # an earlier fetch elsewhere is untouched
+
+
+def test_a_malformed_fs_arg_is_one_error_line_with_status_2(capsys, tmp_path):
+    assert cli.main(["info", "--fs-arg", "no-equal-sign", str(tmp_path / "x.pex")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "Error: --fs-arg expects key=value, got 'no-equal-sign'"]

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from cluster_pack.errors import ClusterPackError
+from cluster_pack.errors import ClusterPackError, ConfigurationError
 
 
 def _human_size(n: Optional[float]) -> str:
@@ -44,7 +44,7 @@ def _fs_args(pairs: Optional[List[str]]) -> Optional[Dict[str, Any]]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"Error: --fs-arg expects key=value, got {pair!r}")
+            raise ConfigurationError(f"--fs-arg expects key=value, got {pair!r}")
         with contextlib.suppress(ValueError):
             value = json.loads(value)
         args[key] = value
@@ -392,8 +392,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("Error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into head & co.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

@@ -424,11 +424,8 @@ def publish_zip(
     large = source_name.endswith(LARGE_PEX_SUFFIX)
     env_name = source_name.split(".pex")[0]
     if not package_path:
-        try:
-            env_name = environment.default_env_name(Path(sys.prefix)) \
-                if sys.prefix != sys.base_prefix else env_name
-        except Exception:
-            pass
+        if sys.prefix != sys.base_prefix:  # the original named it after the venv
+            env_name = environment.default_env_name()
     target = normalize_package_path(package_path, env_name, large)
     store, path = _resolve(target, fs_args)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shlex
 import socket
 import subprocess
@@ -58,7 +59,6 @@ _logger = logging.getLogger(__name__)
 HEAD_KEY = "ray.head"
 HEAD_SERVICE = "ray.head"
 WORKER_SERVICE = "ray.worker"
-RAY_CLI = ["-m", "ray.scripts.scripts", "start"]
 # ``ray start`` through our wrapper (keeps a loopback --node-ip-address loopback)
 NODE_CLI = ["-m", "cluster_pack.ray", "node"]
 # Ray's own usage-stats collection phones home: off by default in clusters we start
@@ -438,8 +438,13 @@ def _container_temp_dir() -> str:
 
     target = os.path.join(os.getcwd(), "ray-tmp")
     os.makedirs(target, exist_ok=True)
-    link = tempfile.mktemp(prefix="cpray-", dir="/tmp")
-    os.symlink(target, link)
+    while True:  # a fresh name: os.symlink never replaces an existing path
+        link = f"/tmp/cpray-{secrets.token_hex(6)}"
+        try:
+            os.symlink(target, link)
+            break
+        except FileExistsError:
+            continue
     _LINKS.append(link)
     atexit.register(_unlink_links)
     return link

@@ -5,20 +5,23 @@ in pex's ``--venv`` execution mode: on a node the first start installs the envir
 once in ``PEX_ROOT`` and every later start re-executes that venv directly (as fast as a
 plain venv). Nothing is compressed by default: storing costs close to copying the bytes.
 
-By default (``C_PACK_LAYOUT=parts``) it is a directory in pex's ``packed`` layout, one zip
-per distribution, published as content-addressed parts (:mod:`cluster_pack.parts`). The
-distribution zips are written by :mod:`cluster_pack.distzip` straight from the venv's
-installed files, cached per distribution, so a rebuild after a change zips only what
-changed. The pex runtime around them (``.bootstrap``, ``__main__.py``, ``PEX-INFO``) comes
-from a pex with no distribution, built by the ``pex`` tool once per machine and pex version.
+First, always, a directory in pex's ``packed`` layout, one zip per distribution: what is
+published as content-addressed parts (:mod:`cluster_pack.parts`). The distribution zips are
+written by :mod:`cluster_pack.distzip` straight from the venv's installed files, cached per
+distribution, so a rebuild after a change zips only what changed. The pex runtime around
+them (``.bootstrap``, ``__main__.py``, ``PEX-INFO``) comes from a pex with no distribution,
+built by the ``pex`` tool once per machine and pex version.
 
-The ``pex`` tool builds the whole artifact when :mod:`~cluster_pack.distzip` declines a
-distribution, when ``additional_packages`` are not installed, and with
-``C_PACK_LAYOUT=pex`` (one zipapp file). It then reads the files installed in the venv
-(``--venv-repository --intransitive``: no resolve, no wheel builds, no network).
-Environments too large for a zipapp (CPython < 3.13 cannot run a ZIP64 zipapp) are built
-as a pex directory zipped into ``<name>.pex.zip``, which a node unpacks and runs as
-``pyenv/__main__.py`` (the original's ``allow_large_pex`` layout).
+Then, unless ``C_PACK_LAYOUT=parts``, the original's single file is written from that
+directory by :mod:`cluster_pack.singlefile` (entries copied, never recompressed): a
+``.pex`` zipapp, or for environments too large for a zipapp (CPython < 3.13 cannot run a
+ZIP64 zipapp) and with ``allow_large_pex`` the ``<name>.pex.zip`` a node unpacks and runs
+as ``pyenv/__main__.py``.
+
+The ``pex`` tool builds the packed directory itself when :mod:`~cluster_pack.distzip`
+declines a distribution and when ``additional_packages`` are not installed. It then reads
+the files installed in the venv (``--venv-repository --intransitive``: no resolve, no wheel
+builds, no network).
 """
 
 from __future__ import annotations

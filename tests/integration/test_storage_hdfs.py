@@ -213,9 +213,10 @@ def test_upload_env_to_default_fs_noop_force_and_run(hdfs_venv, hadoop_cluster, 
     assert first["path"].startswith(f"{hadoop_cluster.default_fs}/user/envuser/envs/")
     store, path = Store.for_url(first["path"])
     # the default layout: a manifest listing content-addressed parts in the directory's
-    # pool, nothing at the .pex path itself
+    # pool, and the original's single file at the .pex path itself
     manifest = json.loads(store.read_bytes(manifest_path(path), 1 << 24))
-    assert manifest["layout"] == "parts" and not store.exists(path)
+    assert manifest["layout"] == "parts"
+    assert store.fs.info(path)["size"] == manifest["file_size"]
     pool = {e["name"].rsplit("/", 1)[-1]: e for e in store.ls(parts.pool_dir(path))}
     for part in manifest["parts"]:
         assert pool[part["sha256"]]["size"] == part["size"], part
@@ -225,6 +226,7 @@ def test_upload_env_to_default_fs_noop_force_and_run(hdfs_venv, hadoop_cluster, 
     print(f"no-op upload_env against HDFS (subprocess-measured): {again['seconds']:.3f}s")
     assert not again["built"] and again["path"] == first["path"]
     assert store.fs.info(manifest_path(path))["modification_time"] == mtime
+    assert store.fs.info(path)["size"] == manifest["file_size"]
     forced = upload(force_upload=True)  # rebuilt, but every part is already there
     assert forced["built"]
     assert {e["name"].rsplit("/", 1)[-1]: e["modification_time"]

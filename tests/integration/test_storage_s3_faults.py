@@ -338,12 +338,11 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
     manifest_head = client.head_object(Bucket=s3_server.bucket, Key=manifest_key)
     manifest = json.loads(client.get_object(Bucket=s3_server.bucket,
                                             Key=manifest_key)["Body"].read())
-    # the default layout: parts in the directory's pool, nothing at the .pex key itself
+    # the default layout: parts in the directory's pool, and the original's single file
+    # at the .pex key itself
     assert manifest["layout"] == "parts"
-    from botocore.exceptions import ClientError
-
-    with pytest.raises(ClientError):
-        client.head_object(Bucket=s3_server.bucket, Key=key)
+    single_head = client.head_object(Bucket=s3_server.bucket, Key=key)
+    assert single_head["ContentLength"] == manifest["file_size"]
     pool_prefix = key.rsplit("/", 1)[0] + "/" + parts.POOL_DIR + "/"
     heads = {}
     for part in manifest["parts"]:
@@ -367,6 +366,9 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
         assert (again["ETag"], again["LastModified"]) == stamp
     manifest_again = client.head_object(Bucket=s3_server.bucket, Key=manifest_key)
     assert manifest_again["LastModified"] == manifest_head["LastModified"]
+    single_again = client.head_object(Bucket=s3_server.bucket, Key=key)
+    assert (single_again["ETag"], single_again["LastModified"]) == \
+        (single_head["ETag"], single_head["LastModified"])  # the no-op rewrote nothing
 
     ran = _run_in(venv, f"""
         import json

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import builder, settings
-from cluster_pack.environment import inspect_site_packages
+from cluster_pack import settings
 from cluster_pack.errors import BuildError
-from cluster_pack.packspec import PackSpec, select_requirements
+from cluster_pack.pack import builder
+from cluster_pack.pack.environment import inspect_site_packages
+from cluster_pack.pack.packspec import PackSpec, select_requirements
 
 
 def spec_of(venv_root: Path, only=None) -> PackSpec:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import cli, parts
-from cluster_pack.manifest import LAYOUT_PARTS, Manifest, run_info_for
+from cluster_pack import cli
+from cluster_pack.pack import parts
 from cluster_pack.progress import Reporter
-from cluster_pack.store import Store
+from cluster_pack.store import parts_pool
+from cluster_pack.store.manifest import LAYOUT_PARTS, Manifest, run_info_for
+from cluster_pack.store.storage import Store
 
 
 def publish_fake_parts(envs, name, files):
@@ -24,7 +26,7 @@ def publish_fake_parts(envs, name, files):
     listed = parts.list_parts(tree, parts.HashCache(envs / ".hashes.json"))
     package_path = str(envs / f"{name}.pex")
     store, path = Store.for_url(package_path)
-    parts.publish(store, path, listed, Reporter())
+    parts_pool.publish(store, path, listed, Reporter())
     found = [part for part, _ in listed]
     manifest = Manifest("f" * 64, f"{name}.pex", sum(p.size for p in found),
                         parts.tree_sha256(found), ["six==1.17.0"], "p", "3.11",
@@ -133,7 +135,7 @@ def test_info_names_the_parts_missing_from_the_store(capsys, tmp_path):
     assert cli.main(["info", path]) == 0
     out = capsys.readouterr().out
     assert "layout      parts" in out and "parts       3" in out and "WARNING" not in out
-    os.unlink(parts.part_url(path, found[".deps/a-1-py3-none-any.whl"]))
+    os.unlink(parts_pool.part_url(path, found[".deps/a-1-py3-none-any.whl"]))
     assert cli.main(["info", "--json", path]) == 0
     data = json.loads(capsys.readouterr().out)
     assert not data["exists"] and data["missing_parts"] == [".deps/a-1-py3-none-any.whl"]
@@ -172,7 +174,7 @@ def test_fetch_errors_are_one_line_naming_the_url_or_the_part(capsys, tmp_path):
     assert code == 2 and str(tmp_path / "envs" / "nothing.json") in message
 
     wheel = found[".deps/a-1-py3-none-any.whl"]
-    part_file = Path(parts.part_url(path, wheel))
+    part_file = Path(parts_pool.part_url(path, wheel))
     part_file.chmod(0o640)
     part_file.write_bytes(b"b" * 100)  # same size, other content
     code, message = error(path, str(dest))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import distzip
-from cluster_pack.environment import Distribution, inspect_site_packages
+from cluster_pack.pack import distzip
+from cluster_pack.pack.environment import Distribution, inspect_site_packages
 
 
 def _record_hash(data: bytes) -> str:

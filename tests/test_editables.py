@@ -3,9 +3,9 @@ import zipfile
 
 import pytest
 
-from cluster_pack.editables import project_of, zip_project, zip_unpacked
-from cluster_pack.environment import inspect_site_packages
 from cluster_pack.errors import EditableSourceError
+from cluster_pack.pack.editables import project_of, zip_project, zip_unpacked
+from cluster_pack.pack.environment import inspect_site_packages
 from tests.fakes import make_dist
 
 

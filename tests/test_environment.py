@@ -2,9 +2,9 @@ import sys
 
 import pytest
 
-from cluster_pack import environment
-from cluster_pack.environment import default_env_name, inspect_site_packages
 from cluster_pack.errors import BrokenDistributionError, NotInVirtualEnvError
+from cluster_pack.pack import environment
+from cluster_pack.pack.environment import default_env_name, inspect_site_packages
 from tests.fakes import make_dist
 
 

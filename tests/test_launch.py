@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from cluster_pack import parts as parts_module
 from cluster_pack.errors import ConfigurationError
-from cluster_pack.launch import LaunchSpec, Resource, build_launch_spec, environment_resource
-from cluster_pack.manifest import LAYOUT_PARTS, Manifest, run_info_for
-from cluster_pack.parts import Part, tree_sha256
+from cluster_pack.launch.spec import LaunchSpec, Resource, build_launch_spec, environment_resource
+from cluster_pack.pack import parts as parts_module
+from cluster_pack.pack.parts import Part, tree_sha256
+from cluster_pack.store.manifest import LAYOUT_PARTS, Manifest, run_info_for
 
 HOSTILE = [
     "plain", "with space", "quote'single", 'quote"double', "$HOME", "`id`", "$(id)",

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from cluster_pack.errors import IntegrityError
-from cluster_pack.manifest import (
+from cluster_pack.pack.parts import Part, tree_sha256
+from cluster_pack.store.manifest import (
     LAYOUT_PARTS,
     LegacyManifest,
     Manifest,
@@ -11,7 +12,6 @@ from cluster_pack.manifest import (
     run_info_for,
     summarize,
 )
-from cluster_pack.parts import Part, tree_sha256
 
 
 @pytest.mark.parametrize("package_path,expected", [

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack.environment import inspect_site_packages
 from cluster_pack.errors import ConfigurationError, PackageSelectionError
-from cluster_pack.packspec import PackSpec, select_requirements
+from cluster_pack.pack.environment import inspect_site_packages
+from cluster_pack.pack.packspec import PackSpec, select_requirements
 from tests.fakes import make_dist
 
 

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import parts
 from cluster_pack.errors import IntegrityError, StorageError
-from cluster_pack.manifest import LAYOUT_PARTS, Manifest, RunInfo, run_info_for
-from cluster_pack.parts import Part
+from cluster_pack.launch import assembly
+from cluster_pack.pack import parts
+from cluster_pack.pack.parts import Part
 from cluster_pack.progress import Reporter
-from cluster_pack.store import TMP_MARKER, Store
+from cluster_pack.store import parts_pool
+from cluster_pack.store.manifest import LAYOUT_PARTS, Manifest, RunInfo, run_info_for
+from cluster_pack.store.storage import TMP_MARKER, Store
 
 FILES = {
     "__main__.py": b"#!/usr/bin/env python\nprint('main')\n",
@@ -44,7 +46,7 @@ def localize_fakes(workdir, part_list, files=FILES):
 
 def assemble(workdir, dest, part_list):
     script = workdir.parent / f"assemble-{uuid.uuid4().hex}.sh"
-    script.write_text("set -e\n" + parts.assembly_script(dest, part_list))
+    script.write_text("set -e\n" + assembly.assembly_script(dest, part_list))
     return subprocess.run(["bash", str(script)], cwd=workdir, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin"})
 
@@ -101,7 +103,7 @@ def test_concurrent_assemblies_agree_on_one_directory(tmp_path):
     part_list = tree_parts()
     localize_fakes(tmp_path, part_list)
     script = tmp_path.parent / "concurrent.sh"
-    script.write_text(parts.assembly_script("env.pex", part_list))
+    script.write_text(assembly.assembly_script("env.pex", part_list))
     procs = [subprocess.Popen(["bash", str(script)], cwd=tmp_path) for _ in range(8)]
     assert [p.wait() for p in procs] == [0] * 8
     assert (tmp_path / "env.pex" / "PEX-INFO").read_bytes() == FILES["PEX-INFO"]
@@ -125,7 +127,7 @@ def test_accepted_characters_are_quoted_in_the_script(tmp_path):
     part_list = tree_parts(files)
     for part in part_list:
         part.validate("m.json")
-    script = parts.assembly_script("env.pex", part_list)
+    script = assembly.assembly_script("env.pex", part_list)
     assert "'~user'" in script and "'~user/a+b=c.whl'" in script
     localize_fakes(tmp_path, part_list, files)
     result = assemble(tmp_path, "env.pex", part_list)
@@ -258,36 +260,36 @@ def test_publish_writes_each_part_once_and_only_the_missing_ones(tmp_path, store
     store, path = store_path
     listed = parts.list_parts(make_tree(tmp_path / "built"), parts.HashCache(tmp_path / "h"))
     part_list = [part for part, _ in listed]
-    assert parts.missing(store, path, part_list) == part_list  # no pool yet
+    assert parts_pool.missing(store, path, part_list) == part_list  # no pool yet
 
     reporter = CountingReporter()
     total = sum(p.size for p in part_list)
-    assert parts.publish(store, path, listed, reporter) == total == reporter.advanced
+    assert parts_pool.publish(store, path, listed, reporter) == total == reporter.advanced
     for part in part_list:
-        assert read(store, parts.part_url(path, part)) == FILES[part.path]
-    assert parts.missing(store, path, part_list) == []
-    assert not [e for e in store.ls(parts.pool_dir(path)) if TMP_MARKER in e["name"]]
+        assert read(store, parts_pool.part_url(path, part)) == FILES[part.path]
+    assert parts_pool.missing(store, path, part_list) == []
+    assert not [e for e in store.ls(parts_pool.pool_dir(path)) if TMP_MARKER in e["name"]]
 
     # a second publish writes nothing; one changed file costs one part
-    assert parts.publish(store, path, listed, CountingReporter()) == 0
+    assert parts_pool.publish(store, path, listed, CountingReporter()) == 0
     changed = dict(FILES, **{".deps/b-2.0-py3-none-any.whl": b"c" * 1500})
     listed2 = parts.list_parts(make_tree(tmp_path / "built2", changed),
                                parts.HashCache(tmp_path / "h"))
     new = [part for part, _ in listed2 if part.path == ".deps/b-2.0-py3-none-any.whl"]
-    assert parts.missing(store, path, [part for part, _ in listed2]) == new
-    assert parts.publish(store, path, listed2, CountingReporter()) == 1500
+    assert parts_pool.missing(store, path, [part for part, _ in listed2]) == new
+    assert parts_pool.publish(store, path, listed2, CountingReporter()) == 1500
 
 
 def test_a_part_with_the_wrong_size_is_missing_and_rewritten(tmp_path, store_path):
     store, path = store_path
     listed = parts.list_parts(make_tree(tmp_path / "built"), parts.HashCache(tmp_path / "h"))
-    parts.publish(store, path, listed, Reporter())
+    parts_pool.publish(store, path, listed, Reporter())
     wheel = next(part for part, _ in listed if part.path.endswith("a-1.0-py3-none-any.whl"))
-    url = parts.part_url(path, wheel)
+    url = parts_pool.part_url(path, wheel)
     store.fs.rm(url)
     store.fs.pipe_file(url, b"truncated")
-    assert parts.missing(store, path, [part for part, _ in listed]) == [wheel]
-    assert parts.publish(store, path, listed, Reporter()) == wheel.size
+    assert parts_pool.missing(store, path, [part for part, _ in listed]) == [wheel]
+    assert parts_pool.publish(store, path, listed, Reporter()) == wheel.size
     assert read(store, url) == FILES[".deps/a-1.0-py3-none-any.whl"]
 
 
@@ -295,23 +297,23 @@ def test_identical_files_are_one_part(tmp_path, store_path):
     store, path = store_path
     files = {"PEX-INFO": b"{}", ".deps/x.whl": b"same", ".deps/y.whl": b"same"}
     listed = parts.list_parts(make_tree(tmp_path / "built", files), parts.HashCache(tmp_path / "h"))
-    assert len(parts.missing(store, path, [part for part, _ in listed])) == 2
-    assert parts.publish(store, path, listed, Reporter()) == 2 + 4
+    assert len(parts_pool.missing(store, path, [part for part, _ in listed])) == 2
+    assert parts_pool.publish(store, path, listed, Reporter()) == 2 + 4
 
 
 def test_the_local_pool_links_the_built_files_instead_of_copying(tmp_path):
     store, path = Store.for_url(str(tmp_path / "envs" / "env.pex"))
     listed = parts.list_parts(make_tree(tmp_path / "built"), parts.HashCache(tmp_path / "h"))
-    parts.publish(store, path, listed, Reporter())
+    parts_pool.publish(store, path, listed, Reporter())
     for part, local in listed:
-        assert os.stat(parts.part_url(path, part)).st_ino == local.stat().st_ino
+        assert os.stat(parts_pool.part_url(path, part)).st_ino == local.stat().st_ino
 
 
 def test_pool_and_link_names():
     part = Part(".deps/six.whl", "ab" * 32, 3)
-    assert parts.pool_dir("hdfs://nn/user/me/envs/e.pex") == \
+    assert parts_pool.pool_dir("hdfs://nn/user/me/envs/e.pex") == \
         "hdfs://nn/user/me/envs/.cluster-pack-parts"
-    assert parts.part_url("/envs/e.pex", part) == f"/envs/.cluster-pack-parts/{'ab' * 32}"
+    assert parts_pool.part_url("/envs/e.pex", part) == f"/envs/.cluster-pack-parts/{'ab' * 32}"
     assert parts.link_name(part) == "cpack-" + "ab" * 16
 
 
@@ -323,7 +325,7 @@ def test_materialize_writes_real_files_with_execute_bits(tmp_path):
         fetched.append(part.path)
         target.write_bytes(FILES[part.path])
 
-    dest = parts.materialize(part_list, tmp_path / "env.pex", fetch)
+    dest = assembly.materialize(part_list, tmp_path / "env.pex", fetch)
     assert sorted(fetched) == sorted(FILES)
     assert not [p for p in dest.rglob("*") if p.is_symlink()]
     assert os.access(dest / "__main__.py", os.X_OK) and not os.access(dest / "PEX-INFO", os.X_OK)
@@ -401,7 +403,7 @@ def _publish_manifest(directory, name, shas):
 
 
 def _pool_file(directory, sha, age_days):
-    pool = directory / parts.POOL_DIR
+    pool = directory / parts_pool.POOL_DIR
     pool.mkdir(exist_ok=True)
     path = pool / sha
     path.write_bytes(b"abc")
@@ -418,11 +420,11 @@ def test_only_old_unreferenced_parts_are_removed(tmp_path):
     young_orphan = _pool_file(tmp_path, d, 1)
     store, path = Store.for_url(str(tmp_path))
 
-    dry = parts.collect_garbage(store, path, dry_run=True)
+    dry = parts_pool.collect_garbage(store, path, dry_run=True)
     assert sorted(dry.unreferenced) == [c, d] and dry.removed == [c] and dry.kept_young == [d]
     assert old_orphan.exists()
 
-    done = parts.collect_garbage(store, path)
+    done = parts_pool.collect_garbage(store, path)
     assert done.removed == [c] and done.freed_bytes == 3
     assert not old_orphan.exists() and young_orphan.exists()
     assert all(p.exists() for p in kept)
@@ -433,7 +435,7 @@ def test_an_unreadable_manifest_stops_the_collection(tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps({"format_version": 2, "run": {}}))
     store, path = Store.for_url(str(tmp_path))
     with pytest.raises(StorageError, match="broken.json"):
-        parts.collect_garbage(store, path)
+        parts_pool.collect_garbage(store, path)
     assert orphan.exists()
 
 
@@ -459,16 +461,16 @@ def test_force_repairs_a_damaged_part_of_the_right_size(tmp_path):
     listed = [(parts.Part(name, parts.file_sha256(src / name), (src / name).stat().st_size),
                src / name) for name in ("PEX-INFO", "dep.whl")]
     store, path = Store.for_url(str(tmp_path / "store" / "env.pex"))
-    assert parts.publish(store, path, listed, Reporter()) == 1002
-    damaged = tmp_path / "store" / parts.POOL_DIR / listed[1][0].sha256
+    assert parts_pool.publish(store, path, listed, Reporter()) == 1002
+    damaged = tmp_path / "store" / parts_pool.POOL_DIR / listed[1][0].sha256
     assert damaged.stat().st_mode & 0o222 == 0  # parts are read-only
     # replaced by other bytes of the same size (a new file: on the local store a part is a
     # hard link to the build's file, so an in-place edit would damage both alike)
     (damaged.parent / "other").write_bytes(b"y" * 1000)
     os.replace(damaged.parent / "other", damaged)
 
-    assert parts.publish(store, path, listed, Reporter()) == 0  # sizes match: not noticed
-    assert parts.damaged(store, path, [p for p, _ in listed]) == [listed[1][0]]
-    assert parts.publish(store, path, listed, Reporter(), verify=True) == 1000
+    assert parts_pool.publish(store, path, listed, Reporter()) == 0  # sizes match: not noticed
+    assert parts_pool.damaged(store, path, [p for p, _ in listed]) == [listed[1][0]]
+    assert parts_pool.publish(store, path, listed, Reporter(), verify=True) == 1000
     assert damaged.read_bytes() == b"x" * 1000
-    assert parts.damaged(store, path, [p for p, _ in listed]) == []
+    assert parts_pool.damaged(store, path, [p for p, _ in listed]) == []

@@ -18,7 +18,10 @@ from tests.venvs import REPO, TestVenv, build_venv
 # is checked from its actions, not only from what it reports.
 UPLOAD = """
 import json, cluster_pack
-from cluster_pack import builder, parts, publish, store
+from cluster_pack.pack import builder
+from cluster_pack.pack import parts
+from cluster_pack.store import publish
+from cluster_pack.store import storage as store
 seen = {{"builds": 0, "writes": []}}
 
 def spy(owner, name, record):
@@ -41,7 +44,8 @@ print(json.dumps({{"path": r.path, "built": r.built, "reason": r.reason,
 
 RUN = """
 import json
-from cluster_pack import launch, runner
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch import local as runner
 spec = launch.module_launch_spec("toyproj_job", package_path={path!r})
 res = runner.run(spec)
 print(json.dumps({{"rc": res.returncode, "out": res.stdout, "err": res.stderr}}))
@@ -249,7 +253,7 @@ def test_changing_one_package_writes_only_its_part_and_the_manifest(packed_venv,
 
 
 NO_DISTZIP_FOR_SIX = """
-from cluster_pack import distzip
+from cluster_pack.pack import distzip
 _plan = distzip.plan
 def plan(dist, prefix):
     if dist.key == "six":
@@ -363,7 +367,7 @@ def test_upload_zip_refuses_zip_slip_entries(packed_venv, store_dir):
 
 JOBS_FROM_JOBS = """
 import json, os
-from cluster_pack import runner
+from cluster_pack.launch import local as runner
 
 def child():
     import toyproj, os
@@ -371,7 +375,7 @@ def child():
 
 def parent():
     import cluster_pack
-    from cluster_pack import runner
+    from cluster_pack.launch import local as runner
     path, name = cluster_pack.upload_env()
     return [path, runner.run_function(child)]
 
@@ -412,7 +416,7 @@ def test_large_env_gets_the_pex_zip_beside_its_parts_and_runs(packed_venv, store
 
 def test_large_layout_is_chosen_automatically_with_the_pex_layout(packed_venv, store_dir, job):
     # a 1-byte threshold makes this small venv "too large for a zipapp"
-    code = ("import json; from cluster_pack import publish\n"
+    code = ("import json; from cluster_pack.store import publish\n"
             "r = publish.publish_env(package_path=%r)\n"
             "print(json.dumps(r.path))") % str(store_dir / "big.pex")
     path = packed_venv.json(code, store_dir, env={"C_PACK_LARGE_PEX_THRESHOLD": "1",
@@ -477,7 +481,7 @@ def test_env_fallback_path_is_reused_when_it_matches(packed_venv, store_dir):
     prebuilt = store_dir.parent / "prebuilt-copy.pex"
     prebuilt.write_bytes(Path(first["path"]).read_bytes())
     code = ("import json, logging, cluster_pack\n"
-            "from cluster_pack import publish\n"
+            "from cluster_pack.store import publish\n"
             "r = publish.publish_env(package_path=%r, only_packages=['six'])\n"
             "print(json.dumps(r.path))") % str(store_dir / "reused.pex")
     fallback = {"C_PACK_ENV_FALLBACK_PATH": str(prebuilt), **PEX_LAYOUT}

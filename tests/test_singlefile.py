@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import singlefile
 from cluster_pack.errors import BuildError
+from cluster_pack.pack import singlefile
 
 MAIN = "# runtime\nboot(pex_hash={hash!r})\n"
 

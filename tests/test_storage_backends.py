@@ -2,8 +2,8 @@
 
 import pytest
 
-from cluster_pack import storage_backends
-from cluster_pack.store import Store
+from cluster_pack.store import backends as storage_backends
+from cluster_pack.store.storage import Store
 
 
 def test_fast_fail_defaults_do_not_override_user_settings(tmp_path, monkeypatch):

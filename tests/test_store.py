@@ -5,7 +5,7 @@ import time
 import pytest
 
 from cluster_pack.errors import ConfigurationError
-from cluster_pack.store import ARTIFACT_MODE, TMP_MARKER, Store
+from cluster_pack.store.storage import ARTIFACT_MODE, TMP_MARKER, Store
 
 
 def test_local_paths_and_file_urls_resolve_to_the_same_place(tmp_path):
@@ -42,7 +42,7 @@ def test_failed_publish_keeps_the_previous_artifact(tmp_path, monkeypatch):
         dst.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr("cluster_pack.store._copy", broken_copy)
+    monkeypatch.setattr("cluster_pack.store.storage._copy", broken_copy)
     with pytest.raises(OSError, match="disk full"):
         store.publish_file(source, path)
     assert (tmp_path / "env.pex").read_bytes() == b"old"

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _uv() -> str:
-    from cluster_pack import _tools
+    from cluster_pack import settings
 
-    uv = _tools.find_uv()
+    uv = settings.find_uv()
     if uv is None:
         pytest.fail("uv is needed to build test virtualenvs (pip install uv)")
     return uv

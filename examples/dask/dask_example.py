@@ -11,7 +11,7 @@ import argparse
 import sys
 
 import cluster_pack
-from cluster_pack import dask as cp_dask
+from cluster_pack.launch import dask as cp_dask
 
 
 def partition_stats(i):

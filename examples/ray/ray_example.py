@@ -14,7 +14,7 @@ import sys
 import ray
 
 import cluster_pack
-from cluster_pack import ray as cp_ray
+from cluster_pack.launch import ray as cp_ray
 
 
 @ray.remote

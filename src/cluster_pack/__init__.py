@@ -6,8 +6,6 @@
 The names below are the original cluster-pack's public API, kept compatible.
 """
 
-__version__ = "1.0.0.dev0"
-
 # F401: these imports are the package's public API (re-exported names), not used here.
 from cluster_pack import packaging  # noqa: E402,F401
 from cluster_pack.errors import ClusterPackError  # noqa: E402,F401
@@ -30,6 +28,7 @@ from cluster_pack.settings import (  # noqa: E402,F401
     set_venv_optimization_level,
 )
 from cluster_pack.uploader import upload_env, upload_spec, upload_zip  # noqa: E402,F401
+from cluster_pack.version import __version__  # noqa: E402,F401
 
 # Submodules the original's __init__ imported eagerly (so ``cluster_pack.filesystem``
 # and ``cluster_pack.skein`` worked after a bare ``import cluster_pack``): imported here

@@ -24,6 +24,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from cluster_pack.errors import ClusterPackError, ConfigurationError
+from cluster_pack.store import parts_pool
 
 
 def _human_size(n: Optional[float]) -> str:
@@ -67,7 +68,7 @@ def _emit(args: argparse.Namespace, data: Dict[str, Any], text: str) -> None:
 
 
 def _cmd_upload(args: argparse.Namespace) -> int:
-    from cluster_pack import publish
+    from cluster_pack.store import publish
 
     additional = {}
     for item in args.additional_packages or []:
@@ -101,7 +102,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
 
 
 def _cmd_upload_zip(args: argparse.Namespace) -> int:
-    from cluster_pack import publish
+    from cluster_pack.store import publish
 
     with _reporter(args) as reporter:
         result = publish.publish_zip(args.zip_file, args.package_path, args.force,
@@ -114,10 +115,10 @@ def _cmd_upload_zip(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from cluster_pack import parts, publish
     from cluster_pack.errors import ConfigurationError
-    from cluster_pack.manifest import manifest_path, summarize
-    from cluster_pack.store import Store
+    from cluster_pack.store import publish
+    from cluster_pack.store.manifest import manifest_path, summarize
+    from cluster_pack.store.storage import Store
 
     store, path = Store.for_url(args.path, _fs_args(args.fs_arg))
     manifest = publish.read_manifest(store, path)
@@ -136,7 +137,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
              f"  sha256      {manifest.sha256}",
              f"  python      {manifest.python_version} ({manifest.platform})",
              f"  layout      {manifest.layout}, run as: {manifest.run.interpreter_cmd}",
-             *([f"  parts       {data['parts_count']}, in {store.url(parts.pool_dir(path))}"]
+             *([f"  parts       {data['parts_count']}, in {store.url(parts_pool.pool_dir(path))}"]
                if manifest.is_parts else []),
              *([f"  single file {_human_size(manifest.file_size).strip()} at the path, "
                 f"sha256 {manifest.file_sha256}"] if manifest.file_sha256 else []),
@@ -155,17 +156,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _missing_parts(store: Any, path: str, manifest: Any) -> List[str]:
     """Paths of the parts the pool lacks (empty for a single-file layout)."""
-    from cluster_pack import parts
 
     if not manifest.is_parts:
         return []
-    absent = {p.sha256 for p in parts.missing(store, path, manifest.parts)}
+    absent = {p.sha256 for p in parts_pool.missing(store, path, manifest.parts)}
     return sorted(p.path for p in manifest.parts if p.sha256 in absent)
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
-    from cluster_pack import publish
-    from cluster_pack.store import TMP_MARKER, Store, _mtime
+    from cluster_pack.store import publish
+    from cluster_pack.store.storage import TMP_MARKER, Store, mtime_of
 
     directory = args.directory or publish.default_env_dir()
     store, path = Store.for_url(directory, _fs_args(args.fs_arg))
@@ -176,7 +176,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             continue
         if name.endswith(".pex") or name.endswith(".pex.zip"):
             rows.append({"name": name, "path": store.url(entry["name"]),
-                         "size": entry.get("size"), "modified": _mtime(entry),
+                         "size": entry.get("size"), "modified": mtime_of(entry),
                          "layout": "pex.zip" if name.endswith(".pex.zip") else "pex"})
         elif name.endswith(".json") and name[:-len(".json")] + ".pex" not in entries:
             row = _parts_row(store, entry, name[:-len(".json")] + ".pex")
@@ -195,16 +195,16 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from cluster_pack import parts, publish
-    from cluster_pack.store import Store
+    from cluster_pack.store import publish
+    from cluster_pack.store.storage import Store
 
     directory = args.directory or publish.default_env_dir()
     store, path = Store.for_url(directory, _fs_args(args.fs_arg))
-    done = parts.collect_garbage(store, path, min_age_days=args.min_age_days,
+    done = parts_pool.collect_garbage(store, path, min_age_days=args.min_age_days,
                                  dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     text = (f"{verb} {len(done.removed)} unreferenced part(s), "
-            f"{_human_size(done.freed_bytes).strip()}, from {store.url(path)}/{parts.POOL_DIR}; "
+            f"{_human_size(done.freed_bytes).strip()}, from {store.url(path)}/{parts_pool.POOL_DIR}; "
             f"kept {len(done.kept_young)} younger than {args.min_age_days:g} days")
     _emit(args, {"removed": done.removed, "kept_young": done.kept_young,
                  "freed_bytes": done.freed_bytes, "dry_run": args.dry_run}, text)
@@ -216,8 +216,8 @@ def _parts_row(store: Any, manifest_entry: Dict[str, Any], name: str) -> Optiona
 
     Any other JSON file of the directory (not a manifest, a manifest of something else,
     a damaged one) is not an environment and is skipped."""
-    from cluster_pack import publish
-    from cluster_pack.store import _mtime
+    from cluster_pack.store import publish
+    from cluster_pack.store.storage import mtime_of
 
     package_path = manifest_entry["name"].rstrip("/").rsplit("/", 1)[0] + "/" + name
     try:
@@ -227,11 +227,11 @@ def _parts_row(store: Any, manifest_entry: Dict[str, Any], name: str) -> Optiona
     if manifest is None or not manifest.is_parts or manifest.artifact_name != name:
         return None
     return {"name": name, "path": store.url(package_path), "size": manifest.size,
-            "modified": _mtime(manifest_entry), "layout": manifest.layout}
+            "modified": mtime_of(manifest_entry), "layout": manifest.layout}
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from cluster_pack import runner
+    from cluster_pack.launch import local as runner
 
     local = runner.fetch_env(args.path, args.dest_dir, _fs_args(args.fs_arg))
     files = [p for p in local.rglob("*") if p.is_file()] if local.is_dir() else [local]
@@ -249,8 +249,9 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from cluster_pack import launch, runner
     from cluster_pack.errors import ConfigurationError
+    from cluster_pack.launch import local as runner
+    from cluster_pack.launch import spec as launch
 
     if not args.local:
         raise ConfigurationError(
@@ -282,7 +283,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_spark_args(args: argparse.Namespace) -> int:
     import shlex
 
-    from cluster_pack import spark_conf
+    from cluster_pack.launch import spark as spark_conf
 
     argv = spark_conf.spark_submit_args(
         args.path, master=args.master, deploy_mode=args.deploy_mode, pex_root=args.pex_root,

@@ -1,11 +1,11 @@
-"""The original ``cluster_pack.filesystem`` API over :class:`cluster_pack.store.Store`."""
+"""The original ``cluster_pack.filesystem`` API over :class:`cluster_pack.store.storage.Store`."""
 
 from __future__ import annotations
 
 from typing import Any, Tuple
 from urllib.parse import urlparse
 
-from cluster_pack.store import Store
+from cluster_pack.store.storage import Store
 
 
 def resolve_filesystem_and_path(uri: str, **kwargs: Any) -> Tuple[Any, str]:

@@ -1,7 +1,7 @@
 """The original ``cluster_pack.packaging`` API, kept as thin shims over the core modules.
 
-New code should use :mod:`cluster_pack.publish`, :mod:`cluster_pack.environment` and
-:mod:`cluster_pack.launch` directly.
+New code should use :mod:`cluster_pack.store.publish`, :mod:`cluster_pack.pack.environment` and
+:mod:`cluster_pack.launch.spec` directly.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ import zipfile
 from pathlib import Path
 from typing import Any, Collection, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 
-from cluster_pack import _tools, environment, hadoop_conf, settings
+from cluster_pack import settings
 from cluster_pack.errors import BuildError, ConfigurationError
+from cluster_pack.pack import environment
+from cluster_pack.pack import pex as pex_tool
+from cluster_pack.store import hadoop_conf
 
 _logger = logging.getLogger(__name__)
 
@@ -129,7 +132,7 @@ def pack_in_pex(
     ignored = {environment.canonical_name(n) for n in (ignored_packages or [])}
     reqs = [r for r in requirements
             if environment.canonical_name(r.split("=")[0].strip()) not in ignored]
-    cmd = _tools.pex_command() + [f"--inherit-path={pex_inherit_path}", "--venv",
+    cmd = pex_tool.pex_command() + [f"--inherit-path={pex_inherit_path}", "--venv",
                                   "--no-emit-warnings", "--max-install-jobs", "0"]
     # in pex's venv mode the node's site-packages and PYTHONPATH, which the original's
     # plain zipapp honoured, need these
@@ -165,7 +168,7 @@ def pack_in_pex(
         if not allow_large_pex:
             check_large_pex(allow_large_pex, target)
             return output
-        from cluster_pack.builder import zip_directory
+        from cluster_pack.pack.builder import zip_directory
 
         zip_directory(Path(target), Path(output + ".zip"),
                  compress=settings.get_layout_optimization().compress)
@@ -254,7 +257,7 @@ def _environment_of(executable: Optional[str]) -> environment.Environment:
         if sys.prefix != sys.base_prefix:
             return environment.current_environment()
         return environment.inspect_site_packages(Path(sys.prefix),
-                                                 environment._site_packages(), is_venv=False)
+                                                 environment.site_packages_dirs(), is_venv=False)
     try:
         raw = subprocess.run([str(executable), "-I", "-c", _SITE_DIRS_CODE], check=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).stdout
@@ -321,7 +324,7 @@ def get_editable_requirements(executable: str = sys.executable,
             package_dir = os.path.dirname(spec.origin)
             found[os.path.basename(package_dir)] = package_dir
         return found
-    from cluster_pack import editables
+    from cluster_pack.pack import editables
 
     result: Dict[str, str] = {}
     for dist in _environment_of(executable).editables.values():
@@ -342,7 +345,7 @@ def get_default_fs() -> str:
 
 
 def _build_package_path(name: str, extension: Optional[str]) -> str:
-    from cluster_pack import publish
+    from cluster_pack.store import publish
 
     path = f"{publish.default_env_dir()}/{name}"
     return path if extension is None else f"{path}.{extension}"
@@ -413,7 +416,7 @@ def get_pyenv_usage_from_archive(path_to_archive: str) -> PythonEnvDescription:
 interpreter_cmd='./myenv.pex', dest_path='myenv.pex', must_unpack=False)
     """
     from cluster_pack.errors import IntegrityError
-    from cluster_pack.manifest import run_info_for
+    from cluster_pack.store.manifest import run_info_for
 
     name = os.path.basename(path_to_archive)
     try:

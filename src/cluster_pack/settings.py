@@ -40,6 +40,8 @@ from __future__ import annotations
 import enum
 import getpass
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
@@ -258,12 +260,28 @@ def get_large_pex_threshold() -> int:
 
 def is_uv_available() -> bool:
     """True when the ``uv`` tool can be used (to add packages to a transient venv fast)."""
-    from cluster_pack import _tools
-
-    return _tools.find_uv() is not None
+    return find_uv() is not None
 
 
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) with mode 0700 for what we create; return it."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+def find_uv() -> Optional[str]:
+    """Path of a usable ``uv`` binary: ``$C_PACK_UV``, next to this interpreter, the uv
+    package, or PATH."""
+    explicit = os.environ.get("C_PACK_UV", "").strip()
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    candidate = Path(sys.executable).parent / "uv"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    try:
+        import uv  # type: ignore[import-not-found]  # optional: absent when uv is not installed
+
+        return uv.find_uv_bin()
+    except Exception:
+        pass
+    return shutil.which("uv")

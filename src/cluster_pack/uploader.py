@@ -7,8 +7,9 @@ import platform as _platform
 import sys
 from typing import Any, Collection, Dict, List, Optional, Tuple, Union
 
-from cluster_pack import packaging, publish
-from cluster_pack.manifest import PACKAGE_INSTALLED_KEY, PLATFORM_KEY, PYTHON_VERSION_KEY  # noqa: F401
+from cluster_pack import packaging
+from cluster_pack.store import publish
+from cluster_pack.store.manifest import PACKAGE_INSTALLED_KEY, PLATFORM_KEY, PYTHON_VERSION_KEY  # noqa: F401
 
 _logger = logging.getLogger(__name__)
 

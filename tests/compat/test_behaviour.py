@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import environment, packaging, settings
-from cluster_pack.environment import canonical_name
+from cluster_pack import packaging, settings
+from cluster_pack.pack import environment
+from cluster_pack.pack.environment import canonical_name
 from tests.venvs import build_venv, make_toy_project
 
 
@@ -71,7 +72,7 @@ def test_env_name_outside_any_venv_is_default(monkeypatch, no_virtual_env):
 
 def test_detect_archive_names_default_path(monkeypatch, tmp_path, no_virtual_env):
     monkeypatch.setenv("VIRTUAL_ENV", "/x/y/myenv")
-    monkeypatch.setattr("cluster_pack.hadoop_conf.default_fs", lambda: "hdfs://nn:8020")
+    monkeypatch.setattr("cluster_pack.store.hadoop_conf.default_fs", lambda: "hdfs://nn:8020")
     monkeypatch.setenv("C_PACK_USER", "alice")
     monkeypatch.delenv("PEX", raising=False)
     monkeypatch.delenv("C_PACK_LOCAL_ARTIFACT", raising=False)
@@ -206,7 +207,7 @@ def test_submodules_are_attributes_after_import_but_imported_lazily():
 
 def test_set_current_user_overrides_c_pack_user(monkeypatch, restore_user):
     monkeypatch.setenv("C_PACK_USER", "from_env")
-    monkeypatch.setattr("cluster_pack.hadoop_conf.default_fs", lambda: "hdfs://")
+    monkeypatch.setattr("cluster_pack.store.hadoop_conf.default_fs", lambda: "hdfs://")
     assert settings.get_current_user() == "from_env"
     settings.set_current_user("  spaced_user  ")
     assert settings.get_current_user() == "spaced_user"

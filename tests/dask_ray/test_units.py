@@ -1,4 +1,4 @@
-"""Fast unit tests of cluster_pack.dask / cluster_pack.ray (no cluster started)."""
+"""Fast unit tests of cluster_pack.launch.dask / cluster_pack.launch.ray (no cluster started)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import dask as cp_dask
-from cluster_pack import ray as cp_ray
-from cluster_pack.launch import LaunchSpec
+from cluster_pack.launch import dask as cp_dask
+from cluster_pack.launch import ray as cp_ray
+from cluster_pack.launch.spec import LaunchSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def artifact(tmp_path):
 
 
 def test_module_names_do_not_shadow_the_real_packages():
-    code = ("import cluster_pack.dask, cluster_pack.ray, dask, json; "
+    code = ("import cluster_pack.launch.dask, cluster_pack.launch.ray, dask, json; "
             "print(json.dumps([dask.__name__, dask.__file__]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO / "src")
@@ -60,8 +60,8 @@ def test_dask_yarn_application_spec(artifact):
     assert worker.resources.vcores == 2 and worker.resources.memory == 2048
     assert sched.resources.memory == 512
     assert worker.depends == {"dask.scheduler"}
-    assert "-m cluster_pack.dask yarn-scheduler --host 127.0.0.1" in sched.script
-    assert "-m cluster_pack.dask yarn-worker --host 127.0.0.1 --nthreads 2" in worker.script
+    assert "-m cluster_pack.launch.dask yarn-scheduler --host 127.0.0.1" in sched.script
+    assert "-m cluster_pack.launch.dask yarn-worker --host 127.0.0.1 --nthreads 2" in worker.script
     assert f"--memory-limit {int(2048 * 2 ** 20 * 0.9)}" in worker.script
     assert set(worker.files) == {"env.pex"} and app.queue == "q"
 
@@ -71,7 +71,7 @@ def test_ray_yarn_application_spec_and_ports(artifact):
     app = cp_ray.yarn_application_spec(artifact, n_workers=2, include_editables=False)
     assert app.services["ray.worker"].instances == 2
     assert app.services["ray.worker"].depends == {"ray.head"}
-    assert "-m cluster_pack.ray yarn-head" in app.services["ray.head"].script
+    assert "-m cluster_pack.launch.ray yarn-head" in app.services["ray.head"].script
     assert "RAY_USAGE_STATS_ENABLED=0" in app.services["ray.head"].script
     a, b = cp_ray.node_args(temp_dir="/tmp/x-a"), cp_ray.node_args(temp_dir="/tmp/x-b")
     ports = lambda args: {x for x in args if x.split("=")[0].endswith("-port")}  # noqa: E731
@@ -186,7 +186,7 @@ def test_runtime_env_for_parts_needs_a_materialized_directory(parts_env, tmp_pat
 def test_runtime_env_for_fetches_single_file_layouts(tmp_path):
     import zipfile
 
-    from cluster_pack import publish
+    from cluster_pack.store import publish
     from tests.reliability.conftest import make_pex
 
     pex_url = str(tmp_path / "store" / "one.pex")

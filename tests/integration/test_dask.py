@@ -22,7 +22,7 @@ import json, os, signal, sys, time, logging
 import psutil
 logging.basicConfig(level=logging.INFO)
 import cluster_pack
-from cluster_pack import dask as cp_dask
+from cluster_pack.launch import dask as cp_dask
 
 """ + DRIVER_HELPERS + """
 

@@ -20,7 +20,7 @@ import psutil
 logging.basicConfig(level=logging.INFO)
 import ray
 import cluster_pack
-from cluster_pack import ray as cp_ray
+from cluster_pack.launch import ray as cp_ray
 
 """ + DRIVER_HELPERS + """
 
@@ -61,8 +61,8 @@ def local_ray_pex(ray_python, ray_workdir):
     result = run_driver(ray_python, PRELUDE + f"""
 t0 = time.monotonic()
 path, _ = cluster_pack.upload_env(package_path={str(store / 'ray.pex')!r})
-from cluster_pack import publish
-from cluster_pack.store import Store
+from cluster_pack.store import publish
+from cluster_pack.store.storage import Store
 layout = publish.read_manifest(*Store.for_url(path)).layout
 done(path=path, seconds=time.monotonic() - t0, layout=layout)
 """, ray_workdir, clean_env({"C_PACK_CACHE_DIR": str(ray_workdir / "cache")}))

@@ -32,9 +32,9 @@ MASTER = "local-cluster[2,1,1024]"
 
 
 def _uv() -> str:
-    from cluster_pack import _tools
+    from cluster_pack import settings
 
-    uv = _tools.find_uv()
+    uv = settings.find_uv()
     if not uv:
         pytest.skip("uv is needed to build the test venv")
     return str(uv)

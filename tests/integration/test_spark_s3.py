@@ -29,7 +29,7 @@ pytest.importorskip("pyspark")
 
 from test_spark_local_cluster import JAVA_HOME, spark_venv  # noqa: E402,F401
 
-from cluster_pack.spark_conf import SPARK_DEFAULT_REDACTION_REGEX  # noqa: E402
+from cluster_pack.launch.spark import SPARK_DEFAULT_REDACTION_REGEX  # noqa: E402
 from cluster_pack_harness.pytest_plugin import in_ci  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.s3, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -11,10 +11,10 @@ import zipfile
 
 import pytest
 
-from cluster_pack import parts, publish
 from cluster_pack.errors import StorageError
-from cluster_pack.manifest import manifest_path
-from cluster_pack.store import TMP_MARKER, Store
+from cluster_pack.store import parts_pool, publish
+from cluster_pack.store.manifest import manifest_path
+from cluster_pack.store.storage import TMP_MARKER, Store
 
 pytestmark = pytest.mark.hdfs
 
@@ -84,7 +84,7 @@ def test_downloaded_artifact_runs_through_the_local_runner(hadoop_env, base, tmp
 
 CONCURRENT = """
 import sys
-from cluster_pack import publish
+from cluster_pack.store import publish
 publish.publish_zip(sys.argv[1], sys.argv[2], force_upload=True)
 """
 
@@ -107,7 +107,7 @@ def test_concurrent_uploads_end_with_one_valid_artifact(hadoop_env, base, tmp_pa
 
 SLOW_PUBLISH = """
 import sys, time
-from cluster_pack.store import Store
+from cluster_pack.store.storage import Store
 store, path = Store.for_url(sys.argv[2])
 def slow(n):
     print("progress", flush=True)
@@ -175,7 +175,7 @@ def test_cli_info_and_ls(hadoop_env, base, tmp_path):
 
 UPLOAD_ENV = """
 import json, time
-from cluster_pack import publish
+from cluster_pack.store import publish
 t0 = time.monotonic()
 r = publish.publish_env({kwargs})
 print(json.dumps({{"path": r.path, "built": r.built, "seconds": time.monotonic() - t0}}))
@@ -183,7 +183,8 @@ print(json.dumps({{"path": r.path, "built": r.built, "seconds": time.monotonic()
 
 RUN = """
 import json
-from cluster_pack import launch, runner
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch import local as runner
 spec = launch.module_launch_spec("six", package_path={path!r})
 res = runner.run(spec)
 print(json.dumps({{"rc": res.returncode, "err": res.stderr}}))
@@ -217,7 +218,7 @@ def test_upload_env_to_default_fs_noop_force_and_run(hdfs_venv, hadoop_cluster, 
     manifest = json.loads(store.read_bytes(manifest_path(path), 1 << 24))
     assert manifest["layout"] == "parts"
     assert store.fs.info(path)["size"] == manifest["file_size"]
-    pool = {e["name"].rsplit("/", 1)[-1]: e for e in store.ls(parts.pool_dir(path))}
+    pool = {e["name"].rsplit("/", 1)[-1]: e for e in store.ls(parts_pool.pool_dir(path))}
     for part in manifest["parts"]:
         assert pool[part["sha256"]]["size"] == part["size"], part
     stamps = {name: e["modification_time"] for name, e in pool.items()}
@@ -230,7 +231,7 @@ def test_upload_env_to_default_fs_noop_force_and_run(hdfs_venv, hadoop_cluster, 
     forced = upload(force_upload=True)  # rebuilt, but every part is already there
     assert forced["built"]
     assert {e["name"].rsplit("/", 1)[-1]: e["modification_time"]
-            for e in store.ls(parts.pool_dir(path))} == stamps  # no part rewritten
+            for e in store.ls(parts_pool.pool_dir(path))} == stamps  # no part rewritten
     ran = hdfs_venv.json(RUN.format(path=first["path"]), cache, env=env)
     assert ran["rc"] == 0, ran["err"]
 
@@ -247,6 +248,6 @@ def test_upload_env_with_the_single_file_layout(hdfs_venv, hadoop_cluster, tmp_p
     manifest, store, path = _manifest(target)
     assert manifest["layout"] == "pex"
     assert store.fs.info(path)["size"] == manifest["size"]
-    assert not store.exists(parts.pool_dir(path))
+    assert not store.exists(parts_pool.pool_dir(path))
     ran = hdfs_venv.json(RUN.format(path=target), cache, env=env)
     assert ran["rc"] == 0, ran["err"]

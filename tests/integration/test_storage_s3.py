@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from cluster_pack import publish
 from cluster_pack.errors import StorageError
-from cluster_pack.manifest import manifest_path
-from cluster_pack.store import Store
+from cluster_pack.store import publish
+from cluster_pack.store.manifest import manifest_path
+from cluster_pack.store.storage import Store
 from tests.integration.test_storage_hdfs import make_pex
 
 pytestmark = pytest.mark.s3

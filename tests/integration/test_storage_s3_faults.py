@@ -24,9 +24,9 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from cluster_pack import parts, publish
 from cluster_pack.errors import ClusterPackError, StorageError
-from cluster_pack.manifest import manifest_path
+from cluster_pack.store import parts_pool, publish
+from cluster_pack.store.manifest import manifest_path
 from tests.integration.test_storage_hdfs import make_pex
 
 pytestmark = pytest.mark.s3
@@ -301,13 +301,13 @@ def s3_venv(tmp_path_factory):
 
 
 def _run_in(venv: Path, code: str, cwd: Path, env: Dict[str, str]) -> Dict:
-    from cluster_pack import _tools
+    from cluster_pack import settings
 
     full = {k: v for k, v in os.environ.items()
             if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PEX", "C_PACK_PACKAGE_PATH",
                          "C_PACK_LOCAL_ARTIFACT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
                          "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    uv = _tools.find_uv()
+    uv = settings.find_uv()
     if uv:
         full["C_PACK_UV"] = uv
     full.update(env)
@@ -343,7 +343,7 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
     assert manifest["layout"] == "parts"
     single_head = client.head_object(Bucket=s3_server.bucket, Key=key)
     assert single_head["ContentLength"] == manifest["file_size"]
-    pool_prefix = key.rsplit("/", 1)[0] + "/" + parts.POOL_DIR + "/"
+    pool_prefix = key.rsplit("/", 1)[0] + "/" + parts_pool.POOL_DIR + "/"
     heads = {}
     for part in manifest["parts"]:
         head = client.head_object(Bucket=s3_server.bucket, Key=pool_prefix + part["sha256"])
@@ -355,7 +355,7 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
     time.sleep(1.1)  # a rewrite would change LastModified (1 s resolution)
     second = _run_in(venv, f"""
         import json
-        from cluster_pack import publish
+        from cluster_pack.store import publish
         r = publish.publish_env(package_path={url!r}, fs_args=json.loads({fs_args!r}))
         print(json.dumps({{"path": r.path, "built": r.built, "written": r.uploaded_bytes,
                           "reason": r.reason}}))
@@ -372,7 +372,8 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
 
     ran = _run_in(venv, f"""
         import json
-        from cluster_pack import launch, runner
+        from cluster_pack.launch import spec as launch
+        from cluster_pack.launch import local as runner
         fs_args = json.loads({fs_args!r})
         spec = launch.module_launch_spec("s3toy.job", ["a", "b"], package_path={url!r},
                                          fs_args=fs_args)

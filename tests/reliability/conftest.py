@@ -22,6 +22,8 @@ from typing import Dict, Optional
 
 import pytest
 
+from cluster_pack.store import parts_pool
+
 # counters, in the order they are printed; (name, label, must_be_zero)
 COUNTERS = (
     ("faults_injected", "faults injected", False),
@@ -140,7 +142,7 @@ def make_pex(path: Path, payload_size: int = 0, main: str = "print('hello from p
 
 def tmp_entries(directory: Path):
     """Names in ``directory`` that are cluster-pack temporaries."""
-    from cluster_pack.store import TMP_MARKER
+    from cluster_pack.store.storage import TMP_MARKER
 
     if not Path(directory).is_dir():
         return []
@@ -217,10 +219,11 @@ def publish_parts(packed: Path, url: str, fs_args: Optional[dict] = None):
     import shutil
     import tempfile
 
-    from cluster_pack import parts, publish
-    from cluster_pack.builder import BuiltArtifact
+    from cluster_pack.pack import parts
+    from cluster_pack.pack.builder import BuiltArtifact
     from cluster_pack.progress import Reporter
-    from cluster_pack.store import Store
+    from cluster_pack.store import publish
+    from cluster_pack.store.storage import Store
 
     store, path = Store.for_url(url, fs_args)
     name = path.rsplit("/", 1)[-1]
@@ -245,9 +248,8 @@ def check_published_parts(url: str, fs_args: Optional[dict] = None, content: boo
     another sha256 in the pool."""
     import hashlib
 
-    from cluster_pack import parts
-    from cluster_pack.manifest import Manifest, manifest_path
-    from cluster_pack.store import Store
+    from cluster_pack.store.manifest import Manifest, manifest_path
+    from cluster_pack.store.storage import Store
 
     store, path = Store.for_url(url, fs_args)
     raw = store.read_bytes(manifest_path(path), 1 << 24)
@@ -255,7 +257,7 @@ def check_published_parts(url: str, fs_args: Optional[dict] = None, content: boo
         return None, []
     manifest = Manifest.from_json(raw, url)
     present = {e["name"].rstrip("/").rsplit("/", 1)[-1]: e.get("size")
-               for e in store.ls(parts.pool_dir(path))}
+               for e in store.ls(parts_pool.pool_dir(path))}
     problems = []
     for part in {p.sha256: p for p in manifest.parts}.values():
         if part.sha256 not in present:
@@ -264,7 +266,7 @@ def check_published_parts(url: str, fs_args: Optional[dict] = None, content: boo
             problems.append(("size", part.path, present[part.sha256], part.size))
         elif content:
             digest = hashlib.sha256()
-            with store.fs.open(parts.part_url(path, part), "rb") as f:
+            with store.fs.open(parts_pool.part_url(path, part), "rb") as f:
                 for chunk in iter(lambda: f.read(8 << 20), b""):
                     digest.update(chunk)
             if digest.hexdigest() != part.sha256:
@@ -274,8 +276,7 @@ def check_published_parts(url: str, fs_args: Optional[dict] = None, content: boo
 
 def pool_entries(url: str, fs_args: Optional[dict] = None) -> Dict[str, dict]:
     """``{name: ls entry}`` of the pool next to ``url``."""
-    from cluster_pack import parts
-    from cluster_pack.store import Store
+    from cluster_pack.store.storage import Store
 
     store, path = Store.for_url(url, fs_args)
-    return {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in store.ls(parts.pool_dir(path))}
+    return {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in store.ls(parts_pool.pool_dir(path))}

@@ -19,19 +19,20 @@ import time
 
 import pytest
 
+from cluster_pack.store import parts_pool
 from tests.reliability.conftest import make_pex, tmp_entries
 
 PUBLISH = r"""
 import sys
-from cluster_pack import publish
+from cluster_pack.store import publish
 for _ in range(int(sys.argv[3])):
     publish.publish_zip(sys.argv[1], sys.argv[2], force_upload=True)
 """
 
 READER = r"""
 import hashlib, json, sys, time
-from cluster_pack.manifest import Manifest, manifest_path
-from cluster_pack.store import Store
+from cluster_pack.store.manifest import Manifest, manifest_path
+from cluster_pack.store.storage import Store
 targets, stop_after = sys.argv[1].split(","), float(sys.argv[2])
 stats = {"checks": 0, "mismatches": 0, "torn": 0, "retries": 0, "missing": 0, "details": []}
 deadline = time.monotonic() + stop_after
@@ -111,7 +112,7 @@ def test_16_publishers_and_readers_on_one_local_directory(tmp_path, summary):
     for i in range(4):
         src = make_pex(tmp_path / f"r{i}" / "race.pex", 4 << 20, seed=f"r{i}".encode())
         jobs.append((str(src), race_url, str(rounds)))
-    from cluster_pack import publish
+    from cluster_pack.store import publish
     for url, src in [(same_url, same_src), (race_url, tmp_path / "r0" / "race.pex")] + \
             [(u, tmp_path / f"d{i}" / f"env{i}.pex") for i, u in enumerate(diff_urls)]:
         publish.publish_zip(str(src), url)  # readers start with something to read
@@ -137,7 +138,7 @@ def test_publishers_and_readers_on_hdfs(hadoop_env, hadoop_cluster, tmp_path, su
     for i in range(4):
         src = make_pex(tmp_path / f"r{i}" / "race.pex", 1 << 20, seed=f"r{i}".encode())
         jobs.append((str(src), race, "1"))
-    from cluster_pack import publish
+    from cluster_pack.store import publish
     publish.publish_zip(str(same_src), f"{base}/same.pex")
     publish.publish_zip(str(tmp_path / "r0" / "race.pex"), race)
     totals, details = _run_concurrently([f"{base}/same.pex", race], jobs, readers=2,
@@ -145,7 +146,7 @@ def test_publishers_and_readers_on_hdfs(hadoop_env, hadoop_cluster, tmp_path, su
     print(f"concurrency (hdfs): {len(jobs)} publishers, 2 readers: {totals}")
     summary.figure("concurrency hdfs (reader totals)", json.dumps(totals))
     assert totals["mismatches"] == 0, [d for d in details if d[0] == "mismatches"][:5]
-    from cluster_pack.store import TMP_MARKER, Store
+    from cluster_pack.store.storage import TMP_MARKER, Store
     store, path = Store.for_url(base)
     leaked = [e["name"] for e in store.ls(path) if TMP_MARKER in e["name"]
               or e["name"].endswith(".lock")]
@@ -258,9 +259,9 @@ def test_parts_publishers_sharing_a_pool_never_expose_a_missing_part(tmp_path, s
     assert totals["rewritten"] == 0, details[:5]
     assert totals["checks"] > 0
     _final_state_is_complete(targets, summary)
-    from cluster_pack import parts
+    from cluster_pack.store import parts_pool
 
-    pool = store / parts.POOL_DIR
+    pool = store / parts_pool.POOL_DIR
     leaked = tmp_entries(store) + tmp_entries(pool)
     summary.add("leaked_temporaries", len(leaked))
     assert leaked == []
@@ -285,11 +286,10 @@ def test_parts_publishers_and_readers_on_hdfs(hadoop_env, hadoop_cluster, tmp_pa
     assert totals["problems"] == 0, details[:5]
     assert totals["rewritten"] == 0, details[:5]
     _final_state_is_complete(targets, summary)
-    from cluster_pack import parts
-    from cluster_pack.store import TMP_MARKER, Store
+    from cluster_pack.store.storage import TMP_MARKER, Store
 
     store, path = Store.for_url(base)
-    leaked = [e["name"] for e in store.ls(path) + store.ls(f"{path}/{parts.POOL_DIR}")
+    leaked = [e["name"] for e in store.ls(path) + store.ls(f"{path}/{parts_pool.POOL_DIR}")
               if TMP_MARKER in e["name"] or e["name"].endswith(".lock")]
     summary.add("leaked_temporaries", len(leaked))
     assert leaked == []
@@ -309,7 +309,7 @@ def test_a_part_published_meanwhile_is_never_rewritten(where, tmp_path, request,
     (part absent), A publishes it, then B publishes: B must leave A's part as it is (same
     file, same timestamp), since YARN refuses a resource whose timestamp changed after
     the submission of a job that uses it."""
-    from cluster_pack import parts
+    from cluster_pack.pack import parts
     from tests.reliability.conftest import make_packed_dir, publish_parts
 
     if where == "hdfs":

@@ -26,17 +26,18 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import publish, storage_backends
 from cluster_pack.errors import IntegrityError, StorageError
-from cluster_pack.manifest import Manifest, manifest_path
-from cluster_pack.store import STALE_TMP_SECONDS, TMP_MARKER, Store
+from cluster_pack.store import backends as storage_backends
+from cluster_pack.store import publish
+from cluster_pack.store.manifest import Manifest, manifest_path
+from cluster_pack.store.storage import STALE_TMP_SECONDS, TMP_MARKER, Store
 from tests.reliability.conftest import fault_runs, make_pex, tmp_entries
 
 ARTIFACT_MB = int(os.environ.get("CPACK_FAULT_ARTIFACT_MB", "64"))
 
 PUBLISHER = r"""
 import sys, time
-from cluster_pack import publish
+from cluster_pack.store import publish
 print("ready", flush=True)
 sys.stdin.readline()
 t0 = time.monotonic()
@@ -263,8 +264,8 @@ def test_kill_loop_hdfs_full(hadoop_env, hdfs_base, versions, summary, tmp_path)
 
 KILLED_BEFORE_MANIFEST = r"""
 import os, signal, sys
-from cluster_pack import publish
-from cluster_pack.store import Store
+from cluster_pack.store import publish
+from cluster_pack.store.storage import Store
 real = Store.publish_bytes
 def die(self, data, path):  # SIGKILL right after the artifact was renamed into place
     os.kill(os.getpid(), signal.SIGKILL)
@@ -279,7 +280,8 @@ def test_kill_between_artifact_and_manifest_is_refused_then_repaired(tmp_path, s
     Readers that verify (the runner, every engine's localization) refuse it; the next
     publish repairs it (its sha256 differs from the manifest's, so it is not skipped).
     """
-    from cluster_pack import launch, runner
+    from cluster_pack.launch import local as runner
+    from cluster_pack.launch import spec as launch
 
     store_dir = tmp_path / "store"
     url = str(store_dir / "t.pex")
@@ -397,7 +399,7 @@ def test_disk_full_during_build_of_a_real_venv(small_tmpfs, packed_venv, summary
     cache.mkdir()
     proc = packed_venv.run(
         "import os\nos.environ.pop('HADOOP_CONF_DIR', None)\n"
-        "from cluster_pack import publish\npublish.publish_env(force_upload=True)\n",
+        "from cluster_pack.store import publish\npublish.publish_env(force_upload=True)\n",
         cache, check=False)
     summary.add("faults_injected")
     summary.add("runs")
@@ -442,12 +444,12 @@ class _PartsTarget:
     """The env directory, its pool, and what a dead publisher leaves in them."""
 
     def __init__(self, url: str):
-        from cluster_pack import parts
+        from cluster_pack.store import parts_pool
 
         self.url = url
         self.store, self.path = Store.for_url(url)
         self.directory = self.path.rsplit("/", 1)[0]
-        self.pool = parts.pool_dir(self.path)
+        self.pool = parts_pool.pool_dir(self.path)
         self.verified = {}  # pool entry -> size, hashed once
 
     def entries(self):

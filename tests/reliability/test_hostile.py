@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import editables, launch, publish, runner
 from cluster_pack.errors import ClusterPackError
+from cluster_pack.launch import local as runner
+from cluster_pack.launch import spec as launch
+from cluster_pack.pack import editables
+from cluster_pack.store import publish
 from tests.reliability.conftest import make_packed_dir, make_pex, publish_parts, tmp_entries
 
 HOSTILE_VALUES = [
@@ -49,7 +52,7 @@ def test_args_and_env_arrive_unchanged_through_the_local_launcher(tmp_path, summ
 def test_args_and_env_arrive_unchanged_through_the_yarn_container_script(tmp_path, summary):
     """The exact script a YARN container runs (yarn.container_script), run by bash."""
     pytest.importorskip("skein")
-    from cluster_pack import yarn
+    from cluster_pack.launch import yarn
 
     url = str(tmp_path / "store" / "echo.pex")
     publish.publish_zip(str(make_pex(tmp_path / "src" / "echo.pex", main=ECHO_MAIN)), url)
@@ -86,7 +89,7 @@ def test_parts_env_with_an_odd_name_and_hostile_args_runs_unchanged(tmp_path, th
         result = runner.run(spec, workdir=workdir, node_dir=tmp_path / "node")
     else:
         pytest.importorskip("skein")
-        from cluster_pack import yarn
+        from cluster_pack.launch import yarn
 
         workdir.mkdir()
         for resource in spec.resources:  # what YARN's localization does
@@ -103,7 +106,7 @@ def test_parts_env_with_an_odd_name_and_hostile_args_runs_unchanged(tmp_path, th
 def _hostile_parts_manifest(tmp_path, field, value):
     """A parts manifest with one hostile field, whose own sha256 is recomputed (so only
     the check of that field can refuse it)."""
-    from cluster_pack import parts as parts_module
+    from cluster_pack.pack import parts as parts_module
 
     url = str(tmp_path / "store" / "evil.pex")
     publish_parts(make_packed_dir(tmp_path / "src" / "evil.pex"), url)
@@ -137,8 +140,8 @@ HOSTILE_PART_FIELDS = [
 @pytest.mark.parametrize("field,value", HOSTILE_PART_FIELDS)
 def test_hostile_parts_manifest_is_refused(tmp_path, field, value, summary):
     from cluster_pack.errors import IntegrityError
-    from cluster_pack.manifest import Manifest
-    from cluster_pack.store import Store
+    from cluster_pack.store.manifest import Manifest
+    from cluster_pack.store.storage import Store
 
     url, mpath = _hostile_parts_manifest(tmp_path, field, value)
     summary.add("hostile_inputs")
@@ -157,7 +160,7 @@ def test_hostile_parts_manifest_is_refused(tmp_path, field, value, summary):
 
 def test_parts_manifest_without_pex_info_is_refused(tmp_path, summary):
     from cluster_pack.errors import IntegrityError
-    from cluster_pack.manifest import Manifest
+    from cluster_pack.store.manifest import Manifest
 
     url, mpath = _hostile_parts_manifest(tmp_path, "path", "PEX-INFO")  # now twice...
     data = json.loads(mpath.read_text())
@@ -239,7 +242,9 @@ def test_editable_odd_names_and_outside_symlinks(tmp_path, summary):
 HOSTILE_VENV_JOB = """
 import json, os, sys
 os.environ.pop("HADOOP_CONF_DIR", None)  # publish to the local store
-from cluster_pack import launch, publish, runner
+from cluster_pack.launch import spec as launch
+from cluster_pack.store import publish
+from cluster_pack.launch import local as runner
 r = publish.publish_env()
 spec = launch.module_launch_spec("hostile_job", ["$HOME", "`id`", "a;b", "x\\ny"],
                                  package_path=r.path)
@@ -310,7 +315,7 @@ def test_real_venv_at_a_hostile_path_publishes_and_runs(tmp_path, summary):
         record.unlink()
     summary.add("hostile_inputs")
     proc = tv.run("import os\nos.environ.pop('HADOOP_CONF_DIR', None)\n"
-                  "from cluster_pack import publish\npublish.publish_env(force_upload=True)\n",
+                  "from cluster_pack.store import publish\npublish.publish_env(force_upload=True)\n",
                   cache, check=False)
     assert proc.returncode != 0
     assert "BuildError" in proc.stderr and "six" in proc.stderr and "RECORD" in proc.stderr
@@ -319,8 +324,8 @@ def test_real_venv_at_a_hostile_path_publishes_and_runs(tmp_path, summary):
 
 def test_args_and_env_arrive_unchanged_through_the_dask_and_ray_background_launcher(
         tmp_path, summary):
-    # cluster_pack.dask and cluster_pack.ray start their local nodes with this function
-    from cluster_pack.dask import start_local_process
+    # cluster_pack.launch.dask and cluster_pack.launch.ray start their local nodes with this function
+    from cluster_pack.launch.dask import start_local_process
 
     url = str(tmp_path / "store" / "echo.pex")
     publish.publish_zip(str(make_pex(tmp_path / "src" / "echo.pex", main=ECHO_MAIN)), url)
@@ -338,7 +343,7 @@ def test_args_and_env_arrive_unchanged_through_the_dask_and_ray_background_launc
 
 def test_args_arrive_unchanged_through_the_spark_python_launcher(tmp_path, summary):
     # PYSPARK_PYTHON points at this launcher; Spark passes the worker's arguments to it
-    from cluster_pack import spark_conf
+    from cluster_pack.launch import spark as spark_conf
 
     pex = make_pex(tmp_path / "echo.pex", main=ECHO_MAIN)
     launcher = spark_conf.write_launcher("./echo.pex", tmp_path)  # as interpreter_cmd gives it

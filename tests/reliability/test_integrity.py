@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import builder, launch, parts, publish, runner
 from cluster_pack.errors import IntegrityError
-from cluster_pack.manifest import manifest_path
+from cluster_pack.launch import local as runner
+from cluster_pack.launch import spec as launch
+from cluster_pack.pack import builder, parts
+from cluster_pack.store import parts_pool, publish
+from cluster_pack.store.manifest import manifest_path
 from tests.reliability.conftest import make_packed_dir, make_pex, publish_parts
 
 
@@ -81,11 +84,11 @@ def test_manifest_edited_to_point_elsewhere_is_refused(published, tmp_path, summ
         mpath.write_text(json.dumps(data))
         summary.add("hostile_inputs")
         with pytest.raises(IntegrityError) as err:
-            from cluster_pack.manifest import Manifest
+            from cluster_pack.store.manifest import Manifest
             Manifest.from_json(mpath.read_bytes(), str(mpath))
         assert str(mpath) in str(err.value)
         # a launcher reading it falls back to "no manifest" (rebuild) but never follows it
-        from cluster_pack.store import Store
+        from cluster_pack.store.storage import Store
         store, path = Store.for_url(published)
         assert publish.read_manifest(store, path) is None
 
@@ -136,7 +139,7 @@ def test_damaged_part_refused_naming_it(published_parts, tmp_path, damage, which
     url, manifest = published_parts
     spec = _spec(url)  # the manifest is read now, as a launcher does
     part = next(p for p in manifest.parts if p.path == which)
-    part_url = parts.part_url(url, part)
+    part_url = parts_pool.part_url(url, part)
     # the pool file is a hard link to the build's file: break the link, damage the copy
     data = Path(part_url).read_bytes()
     os.unlink(part_url)
@@ -175,8 +178,8 @@ def test_parts_manifest_is_checked_against_the_parts_it_lists(published_parts, s
     (to point at another pool entry) without recomputing it is refused."""
     import json
 
-    from cluster_pack.manifest import Manifest
-    from cluster_pack.store import Store
+    from cluster_pack.store.manifest import Manifest
+    from cluster_pack.store.storage import Store
 
     url, manifest = published_parts
     mpath = Path(manifest_path(url))

@@ -59,7 +59,7 @@ def _install_big_distribution(site, total_bytes, small_files):
     (dist_info / "RECORD").write_text("\n".join(lines) + "\n")
 
 
-PUBLISH = ("import json; from cluster_pack import publish\n"
+PUBLISH = ("import json; from cluster_pack.store import publish\n"
            "r = publish.publish_env(package_path=%r)\n"
            "print(json.dumps(r.path))")
 CHECK = ("import bigdata, os; print(len(os.listdir(os.path.join(bigdata.HERE, 'many'))),"
@@ -96,7 +96,8 @@ def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, sum
         assert {"__main__.py", "PEX-INFO"} <= set(zf.namelist())
 
     shutil.rmtree(tmp_path / "venv" / "lib")  # the node must not need the packing venv
-    from cluster_pack import launch, runner
+    from cluster_pack.launch import local as runner
+    from cluster_pack.launch import spec as launch
 
     for label, path in (("parts", parts_path), ("pex+parts", zip_path)):
         spec = launch.build_launch_spec(["-c", CHECK], package_path=path,

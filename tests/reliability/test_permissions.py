@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import launch, parts, publish, runner, settings
-from cluster_pack.manifest import manifest_path
-from cluster_pack.store import ARTIFACT_MODE, DIR_MODE, FILE_MODE, Store
+from cluster_pack import settings
+from cluster_pack.launch import local as runner
+from cluster_pack.launch import spec as launch
+from cluster_pack.store import parts_pool, publish
+from cluster_pack.store.manifest import manifest_path
+from cluster_pack.store.storage import ARTIFACT_MODE, DIR_MODE, FILE_MODE, Store
 from tests.reliability.conftest import make_packed_dir, make_pex, publish_parts
 
 
@@ -60,7 +63,7 @@ def test_parts_pool_and_parts_local(tmp_path, permissive_umask, summary):
     node = tmp_path / "node"
     runner.run(launch.build_launch_spec([], package_path=url, include_editables=False),
                node_dir=node).check()
-    pool = Path(parts.pool_dir(url))
+    pool = Path(parts_pool.pool_dir(url))
     checks = {pool.parent: DIR_MODE, pool: DIR_MODE, Path(manifest_path(url)): FILE_MODE,
               node / "filecache": 0o700}
     for path, expected in checks.items():
@@ -69,7 +72,7 @@ def test_parts_pool_and_parts_local(tmp_path, permissive_umask, summary):
     assert {p.name for p in pool.iterdir()} == {p.sha256 for p in manifest.parts}
     for part in pool.iterdir():
         summary.add("permission_checks")
-        assert _mode(part) == parts.PART_MODE, f"{part}: {oct(_mode(part))}"
+        assert _mode(part) == parts_pool.PART_MODE, f"{part}: {oct(_mode(part))}"
     for path in list(tmp_path.joinpath("store").rglob("*")) + list(node.rglob("*")):
         if path.is_symlink():
             continue
@@ -99,7 +102,7 @@ def test_hdfs_parts_pool_modes(hadoop_env, hadoop_cluster, tmp_path, summary):
     base = f"{hadoop_cluster.default_fs}/tmp/cpack-rel-perm-parts-{os.getpid()}/envs"
     manifest = publish_parts(make_packed_dir(tmp_path / "src" / "p.pex"), f"{base}/p.pex")
     store, path = Store.for_url(f"{base}/p.pex")
-    pool = parts.pool_dir(path)
+    pool = parts_pool.pool_dir(path)
     for p, expected in ((pool, DIR_MODE), (path.rsplit("/", 1)[0], DIR_MODE),
                         (manifest_path(path), FILE_MODE)):
         summary.add("permission_checks")
@@ -109,4 +112,4 @@ def test_hdfs_parts_pool_modes(hadoop_env, hadoop_cluster, tmp_path, summary):
         sorted({p.sha256 for p in manifest.parts})
     for entry in entries:
         summary.add("permission_checks")
-        assert entry["permission"] == parts.PART_MODE, (entry["name"], oct(entry["permission"]))
+        assert entry["permission"] == parts_pool.PART_MODE, (entry["name"], oct(entry["permission"]))

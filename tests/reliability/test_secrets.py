@@ -11,9 +11,10 @@ import traceback
 
 import pytest
 
-from cluster_pack import launch, publish
-from cluster_pack.manifest import manifest_path
-from cluster_pack.store import Store
+from cluster_pack.launch import spec as launch
+from cluster_pack.store import publish
+from cluster_pack.store.manifest import manifest_path
+from cluster_pack.store.storage import Store
 from tests.reliability.conftest import make_pex
 
 PLANT_FS = "cpackPLANTEDfsArgSecret0xDEADBEEF"
@@ -66,7 +67,7 @@ def test_planted_secret_in_logs_errors_manifests(planted, s3_server, tmp_path, c
         summary.add("faults_injected")
         _scan("the exception chain of a failing upload", _exception_text(err.value), summary)
     # spark conf and YARN application spec we generate for this environment
-    from cluster_pack import spark_conf
+    from cluster_pack.launch import spark as spark_conf
 
     _scan("s3a_conf", json.dumps(spark_conf.s3a_conf(planted)), summary)
     spec = launch.build_launch_spec([], package_path=url, include_editables=False,
@@ -76,7 +77,7 @@ def test_planted_secret_in_logs_errors_manifests(planted, s3_server, tmp_path, c
                                                                       fs_args=planted)),
           summary)
     pytest.importorskip("skein")
-    from cluster_pack import yarn
+    from cluster_pack.launch import yarn
 
     app = yarn.application_spec(spec)
     _scan("the YARN application spec", app.to_yaml(), summary)

@@ -16,12 +16,12 @@ pytest.importorskip("skein")
 @pytest.fixture(autouse=True)
 def _no_editables_no_kerberos(monkeypatch):
     """Editable zips and the published manifest are other modules' business (and slow)."""
-    from cluster_pack import launch
+    from cluster_pack.launch import spec as launch
 
     monkeypatch.setattr(launch, "editable_resources", lambda workdir=None: [])
-    monkeypatch.setattr(launch, "_read_manifest", lambda package_path, fs_args: None)
+    monkeypatch.setattr(launch, "read_published_manifest", lambda package_path, fs_args: None)
     # no ticket cache of the developer's machine in the specs (tests/skein/test_* restore it)
-    monkeypatch.setattr("cluster_pack.yarn.kerberos_ticket_path", lambda: None)
+    monkeypatch.setattr("cluster_pack.launch.yarn.kerberos_ticket_path", lambda: None)
 
 
 @pytest.fixture

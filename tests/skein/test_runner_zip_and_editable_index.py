@@ -15,7 +15,9 @@ import cloudpickle
 import pytest
 import skein
 
-from cluster_pack import editables, launch, run_function, yarn
+from cluster_pack.launch import run_function, yarn
+from cluster_pack.launch import spec as launch
+from cluster_pack.pack import editables
 from cluster_pack.skein import skein_config_builder as scb
 from cluster_pack.skein import skein_launcher
 
@@ -199,7 +201,7 @@ def test_runner_prefers_the_environments_cloudpickle_of_the_same_major(tmp_path,
 def test_original_entry_point_still_runs_with_cluster_pack(tmp_path):
     path = tmp_path / "function.dat"
     path.write_bytes(cloudpickle.dumps({"func": print, "args": ["from cluster_pack"]}))
-    for module in ("cluster_pack.skein._execute_fun", "cluster_pack.run_function"):
+    for module in ("cluster_pack.skein._execute_fun", "cluster_pack.launch.run_function"):
         out = subprocess.run([sys.executable, "-m", module, str(path)],
                              capture_output=True, text=True, cwd=tmp_path)
         assert out.returncode == 0, out.stderr

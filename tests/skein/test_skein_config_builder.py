@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import skein
 
-from cluster_pack import launch, yarn
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch import yarn
 from cluster_pack.skein import skein_config_builder as scb
+from cluster_pack.store import parts_pool
 
 NASTY = ["two words", "it's", 'say "hi"', "$HOME", "${PATH}", "a;b", "`id`", "$(id)",
          "line1\nline2", "back\\slash", "*", "", "tab\there", "&& echo pwned |", "'"]
@@ -159,8 +161,8 @@ def test_execute_fun_module_is_still_runnable(tmp_path):
 # -- the parts layout (upload_env's default) ---------------------------------------------
 
 def _parts_manifest(name="e.pex"):
-    from cluster_pack import parts
-    from cluster_pack.manifest import Manifest, RunInfo
+    from cluster_pack.pack import parts
+    from cluster_pack.store.manifest import Manifest, RunInfo
 
     part_list = [parts.Part("PEX-INFO", "a" * 64, 10), parts.Part("__main__.py", "b" * 64, 20, True),
                  parts.Part(".deps/six-1.17.0-py2.py3-none-any.whl", "c" * 64, 30),
@@ -195,14 +197,14 @@ def test_parts_are_private_files_named_by_content(url, hadoop):
 def parts_artifact(tmp_path, monkeypatch):
     """A parts environment published to a local store whose ``__main__.py`` runs this
     interpreter (stands for the packed environment), with the real manifest reader."""
-    from cluster_pack import publish
-    from cluster_pack.store import Store
+    from cluster_pack.store import publish
+    from cluster_pack.store.storage import Store
     from tests.reliability.conftest import make_packed_dir, publish_parts
 
     main = "os.execv(sys.executable, [sys.executable] + sys.argv[1:])\n"
     url = str(tmp_path / "published" / "env.pex")
     publish_parts(make_packed_dir(tmp_path / "src" / "env.pex", main=main), url)
-    monkeypatch.setattr(launch, "_read_manifest",
+    monkeypatch.setattr(launch, "read_published_manifest",
                         lambda path, fs_args: publish.read_manifest(*Store.for_url(path)))
     return url
 
@@ -231,13 +233,12 @@ def test_function_runs_from_parts_with_process_logs(parts_artifact, container, t
 def test_a_damaged_pool_is_refused_before_submitting(parts_artifact, damage):
     """YARN checks a resource's timestamp, not its content: a part missing from the pool
     or of another size than the manifest says is refused before the submission."""
-    from cluster_pack import parts
-    from cluster_pack.dask import yarn_application_spec
     from cluster_pack.errors import IntegrityError
+    from cluster_pack.launch.dask import yarn_application_spec
 
     spec = launch.module_launch_spec("m", package_path=parts_artifact, include_editables=False)
     victim = next(p for p in spec.manifest.parts if p.path.endswith(".whl"))
-    pool_file = parts.part_url(parts_artifact, victim)
+    pool_file = parts_pool.part_url(parts_artifact, victim)
     data = Path(pool_file).read_bytes()
     Path(pool_file).unlink()  # a hard link to the build's file: never damage that one
     if damage == "truncated":

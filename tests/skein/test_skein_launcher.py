@@ -1,4 +1,4 @@
-"""skein_launcher / cluster_pack.yarn: the skein.ApplicationSpec built, without a cluster."""
+"""skein_launcher / cluster_pack.launch.yarn: the skein.ApplicationSpec built, without a cluster."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import skein
 
 import cluster_pack
-from cluster_pack import launch, yarn
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch import yarn
 from cluster_pack.skein import skein_launcher
 from tests.skein.conftest import run_container
 
@@ -201,7 +202,7 @@ def test_aliases_and_lazy_skein_import():
     import cluster_pack.skein.yarn_launcher as alias
 
     assert alias is skein_launcher
-    code = "import sys, cluster_pack, cluster_pack.yarn; print('skein' in sys.modules)"
+    code = "import sys, cluster_pack, cluster_pack.launch.yarn; print('skein' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
 

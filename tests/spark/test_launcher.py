@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cluster_pack import spark_conf
+from cluster_pack.launch import spark as spark_conf
 
 PEX = shutil.which("pex", path=os.path.dirname(sys.executable))
 
@@ -109,8 +109,9 @@ def parts_env(tmp_path_factory):
     """A tiny venv-mode pex in the packed layout, published as parts to a local pool."""
     if not PEX:
         pytest.skip("pex is not installed next to this interpreter")
-    from cluster_pack import parts
-    from cluster_pack.manifest import Manifest, run_info_for
+    from cluster_pack.pack import parts
+    from cluster_pack.store import parts_pool
+    from cluster_pack.store.manifest import Manifest, run_info_for
 
     base = tmp_path_factory.mktemp("parts")
     packed = base / "build" / "env.pex"
@@ -118,7 +119,7 @@ def parts_env(tmp_path_factory):
                    check=True, timeout=300,
                    env={**os.environ, "PEX_ROOT": str(base / "build_root")})
     listed = parts.list_parts(packed, parts.HashCache(base / "hashes.json"))
-    pool = base / "envs" / parts.POOL_DIR
+    pool = base / "envs" / parts_pool.POOL_DIR
     pool.mkdir(parents=True)
     for part, path in listed:
         shutil.copy(path, pool / part.sha256)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cluster_pack import spark_conf
-from cluster_pack.launch import Resource
-from cluster_pack.manifest import Manifest, run_info_for
-from cluster_pack.parts import Part, tree_sha256
+from cluster_pack.launch import spark as spark_conf
+from cluster_pack.launch.spec import Resource
+from cluster_pack.pack.parts import Part, tree_sha256
+from cluster_pack.store.manifest import Manifest, run_info_for
 
 # manifests the (fake) storage holds, by the URL spark_conf reads them for
 MANIFESTS = {}
@@ -304,7 +304,7 @@ def test_s3a_conf_never_holds_secrets():
 
 
 def test_import_cluster_pack_spark_conf_does_not_import_pyspark():
-    code = ("import sys, cluster_pack, cluster_pack.spark_conf, cluster_pack.spark, cluster_pack.cli\n"
+    code = ("import sys, cluster_pack, cluster_pack.launch.spark, cluster_pack.spark, cluster_pack.cli\n"
             "print('pyspark' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr

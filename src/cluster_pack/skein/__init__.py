@@ -1,7 +1,7 @@
 """The original ``cluster_pack.skein`` package: YARN through skein (needs ``skein``).
 
 ``cluster_pack.skein.yarn_launcher`` and ``cluster_pack.yarn_launcher`` are the same
-module as :mod:`cluster_pack.skein.skein_launcher`. New code can use :mod:`cluster_pack.yarn`.
+module as :mod:`cluster_pack.skein.skein_launcher`. New code can use :mod:`cluster_pack.launch.yarn`.
 """
 
 import sys

@@ -1,10 +1,10 @@
 """The original remote entry point, kept runnable: ``python -m cluster_pack.skein._execute_fun
-FILE [LOG_LEVEL]``. It is :mod:`cluster_pack.run_function` (which also saves the result
+FILE [LOG_LEVEL]``. It is :mod:`cluster_pack.launch.run_function` (which also saves the result
 and turns an exception into exit status 1)."""
 
 import sys
 
-from cluster_pack.run_function import main
+from cluster_pack.launch.run_function import main
 
 
 def _execute_fun(path_to_serialized_fun: str) -> None:

@@ -1,7 +1,7 @@
 """The original ``skein_config_builder`` API: a :class:`SkeinConfig` for your own skein spec.
 
-A thin adapter: the job is a :class:`cluster_pack.launch.LaunchSpec` translated by
-:mod:`cluster_pack.yarn`. ``files`` maps link names to ``skein.File`` objects (type and
+A thin adapter: the job is a :class:`cluster_pack.launch.spec.LaunchSpec` translated by
+:mod:`cluster_pack.launch.yarn`. ``files`` maps link names to ``skein.File`` objects (type and
 visibility set; ``skein.Service(files=...)`` accepts them as the original's strings).
 
 >>> config = build_with_func(lambda x: x + 1, [1])                 # doctest: +SKIP
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
-from cluster_pack import launch, yarn
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch import yarn
 
 
 class SkeinConfig(NamedTuple):
@@ -22,7 +23,9 @@ class SkeinConfig(NamedTuple):
     env: Dict[str, str]
 
 
-def _package_path(package_path: Optional[str], allow_large_pex: bool) -> Optional[str]:
+def package_path_or_default(package_path: Optional[str], allow_large_pex: bool) -> Optional[str]:
+    """``package_path``, or with ``allow_large_pex`` and no path the one ``upload_env``
+    publishes now (the original's rule; without either, the launch spec picks the default)."""
     if not package_path and allow_large_pex:
         from cluster_pack import uploader
 
@@ -63,7 +66,7 @@ def build_with_func(
     """
     spec = launch.function_launch_spec(
         func, list(args or []), log_level=log_level, tmp_dir=tmp_dir,
-        package_path=_package_path(package_path, allow_large_pex),
+        package_path=package_path_or_default(package_path, allow_large_pex),
         additional_files=list(additional_files or []))
     return _config(spec, process_logs, tmp_dir)
 
@@ -91,6 +94,6 @@ def build(
     """
     spec = launch.module_launch_spec(
         module_name, list(args or []),
-        package_path=_package_path(package_path, allow_large_pex),
+        package_path=package_path_or_default(package_path, allow_large_pex),
         additional_files=list(additional_files or []))
     return _config(spec, process_logs, tmp_dir)

@@ -1,7 +1,7 @@
 """The original ``skein_launcher`` API (also ``cluster_pack.yarn_launcher``).
 
-Thin adapters: a :class:`cluster_pack.launch.LaunchSpec` submitted by
-:func:`cluster_pack.yarn.submit`.
+Thin adapters: a :class:`cluster_pack.launch.spec.LaunchSpec` submitted by
+:func:`cluster_pack.launch.yarn.submit`.
 
 >>> import skein
 >>> from cluster_pack.skein import skein_launcher
@@ -17,8 +17,10 @@ import logging
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from cluster_pack import filesystem, launch, yarn
-from cluster_pack.skein.skein_config_builder import _package_path
+from cluster_pack import filesystem
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch import yarn
+from cluster_pack.skein.skein_config_builder import package_path_or_default
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -81,7 +83,7 @@ def submit(
     with tempfile.TemporaryDirectory(prefix="cluster-pack-skein-") as tmp_dir:
         spec = launch.module_launch_spec(
             module_name, list(args or []),
-            package_path=_package_path(package_path, allow_large_pex),
+            package_path=package_path_or_default(package_path, allow_large_pex),
             env_vars=env_vars, additional_files=list(additional_files or []))
         return _submit(
             skein_client, spec, tmp_dir, name=name, num_cores=num_cores, memory=memory,
@@ -125,7 +127,7 @@ def submit_func(
     with tempfile.TemporaryDirectory(prefix="cluster-pack-skein-") as tmp_dir:
         spec = launch.function_launch_spec(
             func, list(args or []), tmp_dir=tmp_dir,
-            package_path=_package_path(package_path, allow_large_pex),
+            package_path=package_path_or_default(package_path, allow_large_pex),
             env_vars=env_vars, additional_files=list(additional_files or []))
         return _submit(
             skein_client, spec, tmp_dir, name=name, num_cores=num_cores, memory=memory,

@@ -1,4 +1,4 @@
-"""The original ``cluster_pack.spark.spark_config_builder`` API, over :mod:`cluster_pack.spark_conf`.
+"""The original ``cluster_pack.spark.spark_config_builder`` API, over :mod:`cluster_pack.launch.spark`.
 
 >>> import cluster_pack
 >>> from cluster_pack.spark import spark_config_builder
@@ -32,7 +32,7 @@ from typing import Any, Dict, Optional
 
 from pyspark.sql import SparkSession
 
-from cluster_pack import spark_conf
+from cluster_pack.launch import spark as spark_conf
 
 _logger = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """Ray clusters (head + N workers) running the packed environment, and a ``runtime_env``
 for an existing Ray cluster.
 
-Same shape as :mod:`cluster_pack.dask`:
+Same shape as :mod:`cluster_pack.launch.dask`:
 
 * :func:`local_cluster`: ``ray start --head --block`` and N ``ray start --address ...
   --block`` as local background processes (fresh working dir, node cache, minimal env,
-  the generated launch script; :mod:`cluster_pack.runner`'s rules), then
+  the generated launch script; :mod:`cluster_pack.launch.local`'s rules), then
   ``ray.init(address=...)``;
 * :func:`yarn_cluster`: a skein application with a ``ray.head`` service (1 container) and a
   ``ray.worker`` service (``n_workers`` containers); the head publishes ``host:port`` in the
@@ -20,7 +20,7 @@ For an existing Ray cluster, :func:`runtime_env_for` gives a ``runtime_env`` who
 accepts remote ``working_dir``/``py_modules`` as ``https://``, ``s3://`` or ``gs://`` zip
 URIs — not HDFS — so the environment must be readable at the same path on every node (a
 shared filesystem): ``runtime_env_for(path, fetch_to="/shared/dir")`` fetches it there
-(:func:`cluster_pack.runner.fetch_env`: the parts of the default layout are assembled into
+(:func:`cluster_pack.launch.local.fetch_env`: the parts of the default layout are assembled into
 the packed pex directory ``<name>.pex/``, run as ``<name>.pex/__main__.py``).
 """
 
@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from cluster_pack import launch
-from cluster_pack.clusters import (
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch.processes import (
     ClusterError,
     LocalProcess,
     LocalProcessCluster,
@@ -50,6 +50,7 @@ from cluster_pack.clusters import (
     start_local_process,
     submit_and_wait_for_key,
 )
+from cluster_pack.store.manifest import read_published_manifest
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -60,7 +61,7 @@ HEAD_KEY = "ray.head"
 HEAD_SERVICE = "ray.head"
 WORKER_SERVICE = "ray.worker"
 # ``ray start`` through our wrapper (keeps a loopback --node-ip-address loopback)
-NODE_CLI = ["-m", "cluster_pack.ray", "node"]
+NODE_CLI = ["-m", "cluster_pack.launch.ray", "node"]
 # Ray's own usage-stats collection phones home: off by default in clusters we start
 DEFAULT_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -198,7 +199,7 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
     """Start a Ray head and ``n_workers`` worker nodes locally from the packed environment
     and connect this process to it (``ray.init``)."""
     if not package_path:
-        from cluster_pack import publish
+        from cluster_pack.store import publish
 
         package_path = publish.publish_env(fs_args=fs_args).path
     options: Dict[str, Any] = dict(
@@ -229,7 +230,7 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
 
     cluster = LocalRayCluster(head, address, start_worker, watch_every)
     cluster.temp_dir = temp_dir
-    cluster._finish_start(lambda: cluster.scale(n_workers),
+    cluster.finish_start(lambda: cluster.scale(n_workers),
                           lambda: cluster.connect(n_workers + 1, timeout, **init_kwargs))
     return cluster
 
@@ -276,10 +277,10 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
         package_path=package_path, env_vars={**DEFAULT_ENV, **(env_vars or {})},
         fs_args=fs_args, include_editables=include_editables)
     head = launch.build_launch_spec(
-        ["-m", "cluster_pack.ray", "yarn-head", *host_args, "--num-cpus", str(head_vcores),
+        ["-m", "cluster_pack.launch.ray", "yarn-head", *host_args, "--num-cpus", str(head_vcores),
          "--object-store-memory", str(object_store_memory)], **options)
     worker = launch.build_launch_spec(
-        ["-m", "cluster_pack.ray", "yarn-worker", *host_args, "--num-cpus", str(worker_vcores),
+        ["-m", "cluster_pack.launch.ray", "yarn-worker", *host_args, "--num-cpus", str(worker_vcores),
          "--object-store-memory", str(object_store_memory)], **options)
     services = {
         HEAD_SERVICE: skein_service(head, 1, head_vcores, head_memory, pre_script_hook, None, 0),
@@ -305,7 +306,7 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
         skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
         HEAD_KEY, timeout, "ray")
     cluster = YarnRayCluster(client, app_id, app, address, owns, watch_every)
-    cluster._finish_start(lambda: cluster.connect(n_workers + 1, timeout, **(init_kwargs or {})))
+    cluster.finish_start(lambda: cluster.connect(n_workers + 1, timeout, **(init_kwargs or {})))
     return cluster
 
 
@@ -322,7 +323,7 @@ def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
 
     * parts (``upload_env``'s default layout): nothing runnable exists at ``package_path``
       itself; the environment must be materialized as the packed pex directory
-      ``<name>.pex/`` (:func:`cluster_pack.runner.fetch_env` writes it, verified against
+      ``<name>.pex/`` (:func:`cluster_pack.launch.local.fetch_env` writes it, verified against
       the manifest), and ``py_executable`` is ``<that directory>/__main__.py``;
     * a single-file ``.pex``: the file itself;
     * the unpacked ``.pex.zip`` layout: ``python <dir>/__main__.py``.
@@ -340,7 +341,7 @@ def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
     >>> env["py_executable"]                                                     # doctest: +SKIP
     '/nfs/envs/me.pex/__main__.py'
     """
-    from cluster_pack.manifest import run_info_for
+    from cluster_pack.store.manifest import run_info_for
 
     name = package_path.rstrip("/").rsplit("/", 1)[-1]
     run = run_info_for(name)
@@ -365,7 +366,7 @@ def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
                 f"{package_path} is published as parts (upload_env's default layout): "
                 "nothing runnable is at that path; give fetch_to= (a directory readable on "
                 "every node, the environment is fetched there) or local_artifact= (the "
-                "directory cluster_pack.runner.fetch_env wrote)")
+                "directory cluster_pack.launch.local.fetch_env wrote)")
         executable = shlex.quote(path.rstrip("/") + "/__main__.py")
     else:
         executable = shlex.quote(path)
@@ -377,7 +378,7 @@ def _published_as_parts(package_path: str, fs_args: Optional[Dict[str, Any]]) ->
     """Whether the manifest of ``package_path`` describes the parts layout; False when it
     cannot be read (then the artifact is taken for a single file, as before parts)."""
     try:
-        manifest = launch._read_manifest(package_path, fs_args)
+        manifest = read_published_manifest(package_path, fs_args)
     except Exception as exc:  # the layout is only a hint here: never fail on it
         _logger.warning("cannot read the manifest of %s (%s): taking it for a single-file "
                         ".pex", package_path, exc)
@@ -388,7 +389,7 @@ def _published_as_parts(package_path: str, fs_args: Optional[Dict[str, Any]]) ->
 def _fetch(package_path: str, dest_dir: str, fs_args: Optional[Dict[str, Any]],
            unpack: bool) -> Path:
     """The environment fetched (verified) into ``dest_dir``, as a runnable path."""
-    from cluster_pack import runner
+    from cluster_pack.launch import local as runner
 
     fetched = runner.fetch_env(package_path, dest_dir, fs_args)
     if not unpack:
@@ -399,7 +400,7 @@ def _fetch(package_path: str, dest_dir: str, fs_args: Optional[Dict[str, Any]],
     target = fetched.with_name(fetched.name[:-len(".zip")])
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.cpack-tmp-", dir=fetched.parent))
     try:
-        runner._safe_extract(fetched, tmp / "env")
+        runner.safe_extract(fetched, tmp / "env")
         if target.exists():
             os.replace(target, tmp / "previous")
         os.replace(tmp / "env", target)
@@ -519,7 +520,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         _node(argv[1:])
         return
 
-    parser = argparse.ArgumentParser(prog="python -m cluster_pack.ray")
+    parser = argparse.ArgumentParser(prog="python -m cluster_pack.launch.ray")
     parser.add_argument("role", choices=["yarn-head", "yarn-worker"])
     parser.add_argument("--host")
     parser.add_argument("--num-cpus", type=int, default=1)

@@ -9,7 +9,7 @@ refuse an artifact that does not match it), and how to run it.
 The manifest of ``envs/myenv.pex`` is ``envs/myenv.json`` and the one of
 ``envs/myenv.pex.zip`` is ``envs/myenv.pex.json``: the original's naming.
 
-Format 2 adds the ``parts`` layout (see :mod:`cluster_pack.parts`): the manifest then lists
+Format 2 adds the ``parts`` layout (see :mod:`cluster_pack.pack.parts`): the manifest then lists
 the parts of the packed pex, and its ``sha256`` names the whole set (``parts.tree_sha256``).
 By default the original's single file is published at the artifact's path as well: its
 size and sha256 are then ``file_size`` and ``file_sha256`` (readers that do not know these
@@ -19,12 +19,14 @@ fields use the parts, as before).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from cluster_pack.errors import IntegrityError
-from cluster_pack.parts import Part, parts_from_json, tree_sha256
+from cluster_pack.pack.parts import Part, parts_from_json, tree_sha256
+from cluster_pack.store.storage import Store
 
 MANIFEST_FORMAT = 2
 LAYOUT_PARTS = "parts"
@@ -175,3 +177,36 @@ def summarize(manifest: Manifest) -> Dict[str, Optional[Any]]:
         "created_at": manifest.created_at,
         "fingerprint": manifest.fingerprint,
     }
+
+
+def read_manifest(store: Store, path: str, strict: bool = False) -> Optional[Manifest]:
+    """The manifest of the artifact at ``path``, None if absent or from the original tool.
+
+    A damaged manifest is ignored (logged) when publishing, which rebuilds anyway; readers
+    that launch jobs pass ``strict=True`` and get the :class:`IntegrityError` naming it.
+    """
+    where = store.url(manifest_path(path))
+    raw = store.read_bytes(manifest_path(path), MAX_MANIFEST_BYTES)
+    if raw is None:
+        return None
+    try:
+        return Manifest.from_json(raw, where)
+    except LegacyManifest:
+        return None
+    except IntegrityError as exc:
+        if strict:
+            raise
+        logging.getLogger(__name__).warning("ignoring %s and rebuilding: %s", where, exc)
+        return None
+
+
+def read_published_manifest(package_path: str,
+                            fs_args: Optional[Dict[str, Any]] = None) -> Optional[Manifest]:
+    """The manifest published next to ``package_path`` (any storage URL), for a launcher:
+    None when there is none (an artifact of the original tool), an
+    :class:`~cluster_pack.errors.IntegrityError` when it is damaged.
+
+    >>> read_published_manifest("hdfs:///user/me/envs/me.pex")   # doctest: +SKIP
+    """
+    store, path = Store.for_url(package_path, fs_args)
+    return read_manifest(store, path, strict=True)

@@ -1,4 +1,4 @@
-"""Turn a :class:`~cluster_pack.packspec.PackSpec` into a local artifact.
+"""Turn a :class:`~cluster_pack.pack.packspec.PackSpec` into a local artifact.
 
 The artifact is a standard PEX, run by the standard pex runtime (``python env.pex -m mod``)
 in pex's ``--venv`` execution mode: on a node the first start installs the environment
@@ -6,19 +6,19 @@ once in ``PEX_ROOT`` and every later start re-executes that venv directly (as fa
 plain venv). Nothing is compressed by default: storing costs close to copying the bytes.
 
 First, always, a directory in pex's ``packed`` layout, one zip per distribution: what is
-published as content-addressed parts (:mod:`cluster_pack.parts`). The distribution zips are
-written by :mod:`cluster_pack.distzip` straight from the venv's installed files, cached per
+published as content-addressed parts (:mod:`cluster_pack.pack.parts`). The distribution zips are
+written by :mod:`cluster_pack.pack.distzip` straight from the venv's installed files, cached per
 distribution, so a rebuild after a change zips only what changed. The pex runtime around
 them (``.bootstrap``, ``__main__.py``, ``PEX-INFO``) comes from a pex with no distribution,
 built by the ``pex`` tool once per machine and pex version.
 
 Then, unless ``C_PACK_LAYOUT=parts``, the original's single file is written from that
-directory by :mod:`cluster_pack.singlefile` (entries copied, never recompressed): a
+directory by :mod:`cluster_pack.pack.singlefile` (entries copied, never recompressed): a
 ``.pex`` zipapp, or for environments too large for a zipapp (CPython < 3.13 cannot run a
 ZIP64 zipapp) and with ``allow_large_pex`` the ``<name>.pex.zip`` a node unpacks and runs
 as ``pyenv/__main__.py``.
 
-The ``pex`` tool builds the packed directory itself when :mod:`~cluster_pack.distzip`
+The ``pex`` tool builds the packed directory itself when :mod:`~cluster_pack.pack.distzip`
 declines a distribution and when ``additional_packages`` are not installed. It then reads
 the files installed in the venv (``--venv-repository --intransitive``: no resolve, no wheel
 builds, no network).
@@ -42,11 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from cluster_pack import _tools, distzip, settings, singlefile
-from cluster_pack import parts as parts_module
-from cluster_pack.environment import Distribution
+from cluster_pack import settings
 from cluster_pack.errors import BuildError, PackageSelectionError
-from cluster_pack.packspec import PackSpec, Requirement
+from cluster_pack.pack import distzip, singlefile
+from cluster_pack.pack import parts as parts_module
+from cluster_pack.pack import pex as pex_tool
+from cluster_pack.pack.environment import Distribution
+from cluster_pack.pack.packspec import PackSpec, Requirement
 from cluster_pack.settings import LayoutOptimization
 
 _logger = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ class PexBuilder:
                     rebuild: bool = False) -> BuiltArtifact:
         """Build the packed pex directory ``workdir/<name>.pex`` and list its parts.
 
-        The distributions are zipped by :mod:`cluster_pack.distzip` (one pass, cached per
+        The distributions are zipped by :mod:`cluster_pack.pack.distzip` (one pass, cached per
         distribution) around a pex runtime built once per machine; distributions it cannot
         handle make the whole build go through the ``pex`` tool instead. The caller removes
         the directory once published (its files are hard links to the caches).
@@ -249,7 +251,7 @@ class PexBuilder:
         """Build what ``spec`` asks for in ``workdir``: the packed directory
         ``<name>.pex`` with its parts (``spec.parts``) and/or the single-file artifact
         ``<name>.single.pex`` (``.pex.zip`` when large; ``spec.single_file``), written from
-        the packed directory by :mod:`cluster_pack.singlefile`.
+        the packed directory by :mod:`cluster_pack.pack.singlefile`.
 
         ``rebuild``: reuse no cached distribution zip. With a single file only, the packed
         directory is removed and the artifact's ``path`` is the file.
@@ -287,7 +289,7 @@ class PexBuilder:
     def _pex(self, spec: PackSpec, venv: Optional[Path], requirements: Sequence[Requirement],
              output: Path, layout: str) -> None:
         """Run the pex tool (``venv=None`` and no requirements: the runtime alone)."""
-        cmd = _tools.pex_command() + [
+        cmd = pex_tool.pex_command() + [
             "--intransitive",
             "--venv",  # warm starts re-exec an installed venv: as fast as a plain venv
             "--max-install-jobs", "0",  # first start installs distributions in parallel
@@ -328,7 +330,7 @@ class PexBuilder:
     def _venv_with_additional(self, spec: PackSpec, target: Path):
         """A transient venv: the selected installed files (hard links) plus the
         additional packages installed by uv. Returns (venv, requirements)."""
-        uv = _tools.find_uv()
+        uv = settings.find_uv()
         if uv is None:
             raise PackageSelectionError(
                 "additional_packages names packages that are not installed "
@@ -355,7 +357,7 @@ class PexBuilder:
             raise PackageSelectionError(
                 "cannot install additional_packages "
                 f"{', '.join(map(str, spec.to_resolve))}: {exc}") from None
-        from cluster_pack.environment import inspect_site_packages
+        from cluster_pack.pack.environment import inspect_site_packages
 
         after = inspect_site_packages(target, (site,)).distributions
         wanted = {r.key for r in spec.requirements}

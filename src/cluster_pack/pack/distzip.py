@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from cluster_pack import settings
-from cluster_pack.environment import Distribution
 from cluster_pack.errors import BuildError
+from cluster_pack.pack.environment import Distribution
 
 # Part of every cache key: bump it whenever the bytes written for a distribution change.
 FORMAT = 1

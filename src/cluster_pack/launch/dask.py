@@ -4,7 +4,7 @@ Two engines, one shape (:class:`DaskCluster`, a context manager holding a connec
 ``distributed.Client``):
 
 * :func:`local_cluster`: the scheduler and N workers are background processes started
-  like :mod:`cluster_pack.runner` starts a job (fresh working directory per process,
+  like :mod:`cluster_pack.launch.local` starts a job (fresh working directory per process,
   resources localized through the node cache, minimal environment, the generated launch
   script). Workers find the scheduler through a ``--scheduler-file``.
 * :func:`yarn_cluster`: one skein application with a ``dask.scheduler`` service (1
@@ -14,7 +14,7 @@ Two engines, one shape (:class:`DaskCluster`, a context manager holding a connec
   worker service up or down.
 
 Every process is ``<interpreter_cmd> -m ...`` built with
-:func:`cluster_pack.launch.build_launch_spec`: same artifact, editable sources and env
+:func:`cluster_pack.launch.spec.build_launch_spec`: same artifact, editable sources and env
 variables as every other engine. The packed environment must contain ``distributed``
 (and ``skein`` for YARN: the containers talk to the skein ApplicationMaster).
 
@@ -39,8 +39,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
-from cluster_pack import launch
-from cluster_pack.clusters import (  # noqa: F401  (re-exported: the original home of these)
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch.processes import (  # noqa: F401  (re-exported: the original home of these)
     ClusterError,
     LocalProcess,
     LocalProcessCluster,
@@ -202,7 +202,7 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
     options: Dict[str, Any] = dict(env_vars=env_vars, fs_args=fs_args,
                                    include_editables=include_editables)
     if not package_path:
-        from cluster_pack import publish
+        from cluster_pack.store import publish
 
         package_path = publish.publish_env(fs_args=fs_args).path
     base = Path(base_dir or tempfile.mkdtemp(prefix="cluster-pack-dask-"))
@@ -227,7 +227,7 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
         return start_local_process(wspec, name, base / name, node_dir, fs_args)
 
     cluster = LocalDaskCluster(scheduler, address, start_worker, watch_every)
-    cluster._finish_start(lambda: cluster.scale(n_workers),
+    cluster.finish_start(lambda: cluster.scale(n_workers),
                           lambda: cluster.connect(n_workers, timeout))
     return cluster
 
@@ -278,13 +278,13 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
     host_args = ["--host", host] if host else []
     options: Dict[str, Any] = dict(package_path=package_path, env_vars=env_vars,
                                    fs_args=fs_args, include_editables=include_editables)
-    sched = launch.build_launch_spec(["-m", "cluster_pack.dask", "yarn-scheduler", *host_args],
+    sched = launch.build_launch_spec(["-m", "cluster_pack.launch.dask", "yarn-scheduler", *host_args],
                                      **options)
     worker = launch.build_launch_spec(
-        ["-m", "cluster_pack.dask", "yarn-worker", *host_args, "--nthreads",
+        ["-m", "cluster_pack.launch.dask", "yarn-worker", *host_args, "--nthreads",
          str(worker_nthreads or worker_vcores), "--memory-limit", _memory_bytes(worker_memory)],
         **options)
-    from cluster_pack import yarn
+    from cluster_pack.launch import yarn
 
     services = {
         SCHEDULER_SERVICE: skein_service(sched, 1, scheduler_vcores, scheduler_memory,
@@ -297,7 +297,7 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
         if node_label:
             service.node_label = node_label
     app = skein.ApplicationSpec(name=name, services=services, max_attempts=1,
-                                file_systems=[yarn._hadoop_url(f)
+                                file_systems=[yarn.hadoop_url(f)
                                               for f in hadoop_file_systems or []])
     if queue:
         app.queue = queue
@@ -327,7 +327,7 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
         skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
         SCHEDULER_KEY, timeout, "dask")
     cluster = YarnDaskCluster(client, app_id, app, address, owns, watch_every)
-    cluster._finish_start(lambda: cluster.connect(n_workers, timeout))
+    cluster.finish_start(lambda: cluster.connect(n_workers, timeout))
     return cluster
 
 
@@ -373,7 +373,7 @@ def _yarn_worker(host: Optional[str], extra: List[str]) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cluster_pack.dask")
+    parser = argparse.ArgumentParser(prog="python -m cluster_pack.launch.dask")
     parser.add_argument("role", choices=["yarn-scheduler", "yarn-worker"])
     parser.add_argument("--host")
     args, extra = parser.parse_known_args(argv)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from cluster_pack.environment import Distribution
 from cluster_pack.errors import EditableSourceError
+from cluster_pack.pack.environment import Distribution
 
 # Never shipped: VCS data, caches, build outputs, virtualenvs.
 DEFAULT_EXCLUDES = (

@@ -23,17 +23,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlparse
 
 from cluster_pack.errors import ConfigurationError, StorageError
+from cluster_pack.store import backends
+from cluster_pack.store.backends import ARTIFACT_MODE, DIR_MODE, FILE_MODE
 
 _logger = logging.getLogger(__name__)
 
 TMP_MARKER = ".cpack-tmp-"
 STALE_TMP_SECONDS = 3600
 _COPY_CHUNK = 8 * 1024 * 1024
-# modes of what we create in a store: directories private to the owner, files
-# readable by the owner (and the group on shared clusters), never world-writable
-DIR_MODE = 0o750
-FILE_MODE = 0o640
-ARTIFACT_MODE = 0o750  # artifacts are run directly (./env.pex) once localized
 
 ProgressCallback = Callable[[int], None]  # called with the number of bytes just copied
 
@@ -80,9 +77,8 @@ class Store:
             path = urlparse(url).path if scheme else url
             path = os.path.abspath(os.path.expanduser(path))
             return cls(fsspec.filesystem("file", **fs_args), ""), path
-        from cluster_pack import storage_backends
-
-        return storage_backends.resolve(url, scheme, fs_args, cls)
+        fs, store_scheme, netloc, path = backends.resolve(url, scheme, fs_args)
+        return cls(fs, store_scheme, netloc), path
 
     def url(self, path: str) -> str:
         """The full URL of a path of this store (plain path for local stores)."""
@@ -231,7 +227,7 @@ class Store:
             name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
             if TMP_MARKER not in name:
                 continue
-            mtime = _mtime(entry)
+            mtime = mtime_of(entry)
             if mtime is not None and now - mtime < older_than:
                 continue  # maybe a concurrent upload still running
             with contextlib.suppress(Exception):
@@ -244,12 +240,10 @@ class Store:
     def lock(self, path: str) -> Iterator[None]:
         """Serialize publishers of the same target (same machine, local stores)."""
         if self.scheme in ("hdfs", "viewfs"):
-            from cluster_pack import storage_backends
-
             # create the directory with DIR_MODE first: creating the lock file would
             # otherwise create it with the namenode's default (0777 & ~umask) mode
             self.makedirs(path.rsplit("/", 1)[0] or "/")
-            with storage_backends.hdfs_lock(self.fs, path):
+            with backends.hdfs_lock(self.fs, path):
                 yield
             return
         if not self.is_local:
@@ -298,9 +292,7 @@ class Store:
         if self.is_local:
             os.replace(source, target)
         else:
-            from cluster_pack import storage_backends
-
-            storage_backends.rename_over(self.fs, source, target)
+            backends.rename_over(self.fs, source, target)
 
     def _has_size(self, path: str, size: int) -> bool:
         try:
@@ -317,9 +309,7 @@ class Store:
             except FileExistsError:
                 pass
         else:
-            from cluster_pack import storage_backends
-
-            if storage_backends.rename_if_absent(self.fs, source, target):
+            if backends.rename_if_absent(self.fs, source, target):
                 return True
         if self._has_size(target, size):
             return False
@@ -369,7 +359,7 @@ def _copy(src: Any, dst: Any, progress: Optional[ProgressCallback]) -> None:
             progress(len(chunk))
 
 
-def _mtime(entry: Dict[str, Any]) -> Optional[float]:
+def mtime_of(entry: Dict[str, Any]) -> Optional[float]:
     for key in ("mtime", "modification_time", "LastModified", "last_modified", "created"):
         value = entry.get(key)
         if value is None:

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlparse
 
-from cluster_pack import __version__ as _version
-from cluster_pack import editables, environment, hadoop_conf, parts, settings
-from cluster_pack.builder import (
+from cluster_pack import settings
+from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
+from cluster_pack.pack import editables, environment
+from cluster_pack.pack.builder import (
     LARGE_PEX_SUFFIX,
     PEX_SUFFIX,
     PEX_TOOL_OPTIONS,
@@ -35,18 +36,18 @@ from cluster_pack.builder import (
     file_sha256,
     needs_large_layout,
 )
-from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
-from cluster_pack.manifest import (
+from cluster_pack.pack.packspec import PackSpec, select_requirements
+from cluster_pack.progress import Reporter
+from cluster_pack.store import hadoop_conf, parts_pool
+from cluster_pack.store.manifest import (
     LAYOUT_PARTS,
-    MAX_MANIFEST_BYTES,
-    LegacyManifest,
     Manifest,
     manifest_path,
+    read_manifest,
     run_info_for,
 )
-from cluster_pack.packspec import PackSpec, select_requirements
-from cluster_pack.progress import Reporter
-from cluster_pack.store import ARTIFACT_MODE, TMP_MARKER, Store
+from cluster_pack.store.storage import ARTIFACT_MODE, TMP_MARKER, Store
+from cluster_pack.version import __version__ as _version
 
 _logger = logging.getLogger(__name__)
 
@@ -99,27 +100,6 @@ def _resolve(target: str, fs_args: Optional[Dict[str, Any]]) -> Tuple[Store, str
         raise ConfigurationError(
             f"package_path {target} is an existing directory; give a file path ending in .pex")
     return store, path
-
-
-def read_manifest(store: Store, path: str, strict: bool = False) -> Optional[Manifest]:
-    """The manifest of the artifact at ``path``, None if absent or from the original tool.
-
-    A damaged manifest is ignored (logged) when publishing, which rebuilds anyway; readers
-    that launch jobs pass ``strict=True`` and get the :class:`IntegrityError` naming it.
-    """
-    where = store.url(manifest_path(path))
-    raw = store.read_bytes(manifest_path(path), MAX_MANIFEST_BYTES)
-    if raw is None:
-        return None
-    try:
-        return Manifest.from_json(raw, where)
-    except LegacyManifest:
-        return None
-    except IntegrityError as exc:
-        if strict:
-            raise
-        _logger.warning("ignoring %s and rebuilding: %s", where, exc)
-        return None
 
 
 def _write(store: Store, local: Path, path: str, manifest: Manifest,
@@ -271,7 +251,7 @@ def _remove_local(path: Path) -> None:
 def _is_complete(store: Store, path: str, manifest: Manifest) -> bool:
     """Is everything the manifest describes in the store?"""
     if manifest.is_parts:
-        if parts.missing(store, path, manifest.parts):
+        if parts_pool.missing(store, path, manifest.parts):
             return False
         return manifest.file_sha256 is None or store.exists(path)
     return store.exists(path)
@@ -283,8 +263,8 @@ def _write_parts(store: Store, built: BuiltArtifact, path: str, manifest: Manife
     one left at ``path`` by an earlier publish is removed (it would be a stale
     environment)."""
     with store.lock(path):
-        written = parts.publish(store, path, built.parts, reporter, verify=verify)
-        # the pool is swept by parts.publish; the manifest's directory here (a killed
+        written = parts_pool.publish(store, path, built.parts, reporter, verify=verify)
+        # the pool is swept by parts_pool.publish; the manifest's directory here (a killed
         # publisher's manifest temporary), as publish_file does for a single file
         store.remove_stale_temporaries(path.rsplit("/", 1)[0] or "/")
         if built.single is not None:
@@ -293,8 +273,8 @@ def _write_parts(store: Store, built: BuiltArtifact, path: str, manifest: Manife
         store.publish_bytes(data, manifest_path(path))
         # a garbage collection may have removed an old part we found and reused: put back
         # what vanished (one listing)
-        if parts.missing(store, path, manifest.parts):
-            written += parts.publish(store, path, built.parts, reporter)
+        if parts_pool.missing(store, path, manifest.parts):
+            written += parts_pool.publish(store, path, built.parts, reporter)
         if built.single is None and store.exists(path) and not store.isdir(path):
             store.remove(path)
     return written + len(data)
@@ -527,12 +507,12 @@ def publish_spec(
     workdir = _workdir(store, path)
     with tempfile.TemporaryDirectory(dir=workdir,
                                      prefix=f".{Path(path).name}{TMP_MARKER}spec-") as tmp:
-        from cluster_pack import _tools
-        from cluster_pack.builder import run_tool, zip_directory
+        from cluster_pack.pack import pex as pex_tool
+        from cluster_pack.pack.builder import run_tool, zip_directory
 
         layout = settings.get_layout_optimization()
         out = Path(tmp) / ("env.pex" if not allow_large_pex else "env-dir.pex")
-        cmd = _tools.pex_command() + ["--venv", "--no-emit-warnings", *PEX_TOOL_OPTIONS,
+        cmd = pex_tool.pex_command() + ["--venv", "--no-emit-warnings", *PEX_TOOL_OPTIONS,
                                       "--max-install-jobs", "0", "-r", str(spec_path),
                                       "-o", str(out)]
         if allow_large_pex:

@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass
 from typing import Collection, Dict, List, Mapping, Optional, Tuple
 
-from cluster_pack.environment import Distribution, Environment, canonical_name
 from cluster_pack.errors import ConfigurationError, PackageSelectionError
+from cluster_pack.pack.environment import Distribution, Environment, canonical_name
 
 # Bump when the artifact layout changes, so that old artifacts are rebuilt.
 # 2: PEX-INFO inherits the node's site-packages as a fallback; the single file by default.

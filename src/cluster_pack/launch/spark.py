@@ -1,6 +1,6 @@
 """Spark: the properties that make PySpark executors run Python from a published environment.
 
-Engine-neutral (no pyspark import): :func:`spark_conf` turns a :class:`~cluster_pack.launch.LaunchSpec`
+Engine-neutral (no pyspark import): :func:`spark_conf` turns a :class:`~cluster_pack.launch.spec.LaunchSpec`
 (or just the path of a published ``.pex`` / ``.pex.zip``, whose manifest it reads: one small
 read) into Spark properties, and :func:`spark_submit_args` into ``spark-submit`` arguments.
 ``cluster_pack.spark.spark_config_builder`` applies the same properties to a
@@ -29,7 +29,7 @@ How it works
   cluster mode). For the parts layout it first links parts that arrived under their own
   name to their ``cpack-`` name (naming any missing one), then re-creates the packed pex
   directory ``<name>.pex/`` with relative symlinks
-  (:func:`cluster_pack.parts.assembly_script`: once per working directory, in a temporary
+  (:func:`cluster_pack.pack.assembly.assembly_script`: once per working directory, in a temporary
   directory renamed into place, so concurrent workers are safe) and runs
   ``./<name>.pex/__main__.py``. PySpark starts its workers with ``<python> -m pyspark.daemon``
   and puts its own modules (``pyspark.zip``, ``py4j``) on ``PYTHONPATH``, which the pex
@@ -62,15 +62,16 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from cluster_pack import environment, settings
-from cluster_pack.launch import (
+from cluster_pack import settings
+from cluster_pack.launch.spec import (
     EDITABLE_DIRS_ENV_VAR,
     LaunchSpec,
     Resource,
     editable_resources,
     environment_resources,
 )
-from cluster_pack.manifest import Manifest, run_info_for
+from cluster_pack.pack import environment
+from cluster_pack.store.manifest import Manifest, read_published_manifest, run_info_for
 
 _logger = logging.getLogger(__name__)
 
@@ -264,11 +265,7 @@ def read_env_manifest(package_path: str,
                       fs_args: Optional[Mapping[str, Any]] = None) -> Optional[Manifest]:
     """The manifest published next to ``package_path`` (one small read); None when there is
     none (an artifact published by the original cluster-pack, or by hand): a single file."""
-    from cluster_pack import publish
-    from cluster_pack.store import Store
-
-    store, path = Store.for_url(package_path, dict(fs_args) if fs_args else None)
-    return publish.read_manifest(store, path, strict=True)
+    return read_published_manifest(package_path, dict(fs_args) if fs_args else None)
 
 
 def spark_launch_spec(package_path: str, include_editables: bool = False,
@@ -280,7 +277,7 @@ def spark_launch_spec(package_path: str, include_editables: bool = False,
 
     Reads the environment's manifest (one small read, unless ``manifest`` is given): a
     ``.pex`` published in the parts layout is one resource per part plus the shell lines
-    assembling ``<name>.pex/`` (:func:`cluster_pack.launch.environment_resources`); a
+    assembling ``<name>.pex/`` (:func:`cluster_pack.launch.spec.environment_resources`); a
     single-file ``.pex`` / ``.pex.zip`` is one resource.
     """
     package_path = _package_path_of(package_path)

@@ -34,11 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
-from cluster_pack import parts, settings
+from cluster_pack import settings
 from cluster_pack.errors import ConfigurationError, IntegrityError
-from cluster_pack.launch import LaunchSpec, Resource, function_launch_spec
-from cluster_pack.manifest import Manifest, manifest_path
-from cluster_pack.store import ARTIFACT_MODE, TMP_MARKER, Store
+from cluster_pack.launch import assembly
+from cluster_pack.launch.spec import LaunchSpec, Resource, function_launch_spec
+from cluster_pack.pack import parts
+from cluster_pack.store import parts_pool
+from cluster_pack.store.manifest import Manifest, manifest_path
+from cluster_pack.store.storage import ARTIFACT_MODE, TMP_MARKER, Store
 
 _KEPT_VARIABLES = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
@@ -88,7 +91,7 @@ def _verify(path: Path, resource: Resource, what: Optional[str] = None) -> None:
                 f"({resource.sha256}); the artifact was modified, refusing to run it")
 
 
-def _safe_extract(archive: Path, target: Path) -> None:
+def safe_extract(archive: Path, target: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         root = target.resolve()
         for info in zf.infolist():
@@ -126,7 +129,7 @@ def localize(resource: Resource, node_dir: Path, fs_args: Optional[Dict[str, Any
                 "is incomplete: publish it again (upload_env(force_upload=True))") from None
         _verify(local, resource)
         if resource.kind == "archive":
-            _safe_extract(local, tmp / resource.name)
+            safe_extract(local, tmp / resource.name)
             local.unlink()
         else:
             os.chmod(local, 0o750)
@@ -141,7 +144,7 @@ def localize(resource: Resource, node_dir: Path, fs_args: Optional[Dict[str, Any
     return ready
 
 
-def _minimal_env(spec_env: Dict[str, str], node_dir: Path) -> Dict[str, str]:
+def minimal_env(spec_env: Dict[str, str], node_dir: Path) -> Dict[str, str]:
     base_bin = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
     env = {"PATH": os.pathsep.join([base_bin, "/usr/local/bin", "/usr/bin", "/bin"])}
     for key in _KEPT_VARIABLES:
@@ -169,7 +172,7 @@ def run(spec: LaunchSpec, workdir: Optional[Path] = None, node_dir: Optional[Pat
     script = workdir / "launch_container.sh"
     script.write_text(spec.shell_script(pre_script_hook))
     proc = subprocess.run(["bash", str(script)], cwd=workdir,
-                          env=_minimal_env(spec.env, node_dir), timeout=timeout,
+                          env=minimal_env(spec.env, node_dir), timeout=timeout,
                           stdout=subprocess.PIPE if capture else None,
                           stderr=subprocess.PIPE if capture else None, text=True)
     return LocalRun(proc.returncode, proc.stdout or "", proc.stderr or "", workdir)
@@ -224,7 +227,7 @@ def fetch_env(package_path: str, dest_dir: Union[str, Path],
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}{TMP_MARKER}fetch-", dir=dest_dir))
     try:
         if manifest is not None and manifest.is_parts:
-            parts.materialize(manifest.parts, tmp / name,
+            assembly.materialize(manifest.parts, tmp / name,
                               lambda part, target: _fetch_part(store, path, part, target))
         else:
             _fetch_file(store, path, manifest, tmp / name)
@@ -237,7 +240,7 @@ def fetch_env(package_path: str, dest_dir: Union[str, Path],
 def _published_manifest(store: Store, path: str) -> Optional[Manifest]:
     """The manifest of ``path``; None for the original tool's (no sizes or digests to
     check). Unlike publishing, a damaged manifest is an error here, not a reason to rebuild."""
-    from cluster_pack import publish
+    from cluster_pack.store import publish
 
     manifest = publish.read_manifest(store, path, strict=True)
     if manifest is None and not store.exists(manifest_path(path)):
@@ -248,9 +251,9 @@ def _published_manifest(store: Store, path: str) -> Optional[Manifest]:
 
 
 def _fetch_part(store: Store, package_path: str, part: parts.Part, target: Path) -> None:
-    url = store.url(parts.part_url(package_path, part))
+    url = store.url(parts_pool.part_url(package_path, part))
     try:
-        store.download(parts.part_url(package_path, part), target)
+        store.download(parts_pool.part_url(package_path, part), target)
     except FileNotFoundError:
         raise IntegrityError(
             f"{url}: part {part.path} is missing from the store; the published environment "

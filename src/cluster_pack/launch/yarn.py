@@ -1,6 +1,6 @@
-"""The YARN engine: run a :class:`~cluster_pack.launch.LaunchSpec` in YARN containers via skein.
+"""The YARN engine: run a :class:`~cluster_pack.launch.spec.LaunchSpec` in YARN containers via skein.
 
-It only translates the engine-neutral spec (what :mod:`cluster_pack.runner` runs locally):
+It only translates the engine-neutral spec (what :mod:`cluster_pack.launch.local` runs locally):
 
 * every resource becomes a ``skein.File`` under its ``name``: ``type="file"`` for the
   parts, the ``.pex`` and plain files, ``type="archive"`` for the unpacked ``.pex.zip``
@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlparse
 
 from cluster_pack import settings
-from cluster_pack.launch import LaunchSpec, Resource, function_launch_spec
+from cluster_pack.launch.spec import LaunchSpec, Resource, function_launch_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -80,7 +80,7 @@ def _is_remote(source: str) -> bool:
     return bool(scheme) and scheme != "file" and len(scheme) > 1  # "C:" is not a scheme
 
 
-def _hadoop_url(source: str) -> str:
+def hadoop_url(source: str) -> str:
     """Hadoop reads S3 through ``s3a://``."""
     return "s3a://" + source[len("s3://"):] if source.startswith("s3://") else source
 
@@ -104,19 +104,19 @@ def check_parts(spec: LaunchSpec) -> None:
     manifest = spec.manifest
     if manifest is None or not manifest.is_parts:
         return
-    from cluster_pack import parts
     from cluster_pack.errors import ClusterPackError, IntegrityError
-    from cluster_pack.store import Store
+    from cluster_pack.store import parts_pool
+    from cluster_pack.store.storage import Store
 
     try:
         store, path = Store.for_url(spec.package_path)
-        absent = parts.missing(store, path, manifest.parts)
+        absent = parts_pool.missing(store, path, manifest.parts)
     except (ClusterPackError, OSError, ImportError) as exc:
         _logger.warning("cannot list the parts of %s before submitting: %s",
                         spec.package_path, exc)
         return
     if absent:
-        names = ", ".join(f"{p.path} ({parts.part_url(spec.package_path, p)})"
+        names = ", ".join(f"{p.path} ({parts_pool.part_url(spec.package_path, p)})"
                           for p in absent[:5])
         raise IntegrityError(
             f"{spec.package_path}: {len(absent)} part(s) of the published environment are "
@@ -135,7 +135,7 @@ def files_of(spec: LaunchSpec, *more: LaunchSpec) -> Dict[str, Any]:
             if resource.name in files:
                 continue  # same artifact / editable zips in the process_logs spec
             files[resource.name] = skein.File(
-                source=_hadoop_url(resource.source),
+                source=hadoop_url(resource.source),
                 type=resource.kind,
                 visibility=_visibility(resource, one),
             )
@@ -238,7 +238,7 @@ def application_spec(
         service.node_label = node_label
     app = skein.ApplicationSpec(
         name=name,
-        file_systems=[_hadoop_url(f) for f in hadoop_file_systems or []],
+        file_systems=[hadoop_url(f) for f in hadoop_file_systems or []],
         services={name: service},
         acls=skein.model.ACLs(enable=True, ui_users=["*"], view_users=["*"]),
         max_attempts=max_attempts,

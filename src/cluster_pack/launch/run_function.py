@@ -1,11 +1,11 @@
-"""Runs a function shipped with cloudpickle: ``python -m cluster_pack.run_function FILE [LEVEL]``.
+"""Runs a function shipped with cloudpickle: ``python -m cluster_pack.launch.run_function FILE [LEVEL]``.
 
 The return value is logged and written (cloudpickled) to ``FILE.result``; an exception
 is printed with its traceback and makes the process exit with status 1.
 
 This module imports nothing from ``cluster_pack`` on purpose: the launchers also ship a
 copy of it as the top-level module ``cluster_pack_runner``, in a small zip next to the
-artifact (see :func:`cluster_pack.launch.function_runner_resource`), so that a function
+artifact (see :func:`cluster_pack.launch.spec.function_runner_resource`), so that a function
 runs in any published environment, even one without cluster-pack or cloudpickle
 (``upload_spec``, ``upload_zip``). That zip also holds the driver's cloudpickle under
 ``cluster_pack_vendor/``, used only when the environment has no cloudpickle of the
@@ -70,7 +70,7 @@ def load_cloudpickle() -> ModuleType:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        print("usage: python -m cluster_pack.run_function FILE [LOG_LEVEL]", file=sys.stderr)
+        print("usage: python -m cluster_pack.launch.run_function FILE [LOG_LEVEL]", file=sys.stderr)
         return 2
     path = argv[0]
     level = argv[1] if len(argv) > 1 and argv[1] in _LEVELS else "INFO"

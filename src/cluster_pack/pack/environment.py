@@ -105,7 +105,8 @@ class Environment:
         return self.distributions
 
 
-def _site_packages() -> Tuple[Path, ...]:
+def site_packages_dirs() -> Tuple[Path, ...]:
+    """The running interpreter's site-packages directories (purelib, platlib), existing ones."""
     paths: List[Path] = []
     for key in ("purelib", "platlib"):
         p = Path(sysconfig.get_paths()[key])
@@ -280,7 +281,7 @@ def current_environment() -> Environment:
             f"{sys.executable} is not running in a virtualenv, and cluster-pack packs the "
             "current virtualenv: activate one (python -m venv .venv && . .venv/bin/activate), "
             "or set C_PACK_ENV_FALLBACK_PATH to a pre-built .pex")
-    return inspect_site_packages(prefix, _site_packages(), is_venv=is_venv)
+    return inspect_site_packages(prefix, site_packages_dirs(), is_venv=is_venv)
 
 
 def inspect_site_packages(prefix: Path, site_dirs: Tuple[Path, ...],

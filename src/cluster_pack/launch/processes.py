@@ -1,7 +1,7 @@
 """What the Dask and Ray engines share: clusters of processes started from a LaunchSpec.
 
 * :class:`LocalProcess` / :func:`start_local_process`: a background process started the way
-  :func:`cluster_pack.runner.run` runs a job (fresh working directory, node cache, minimal
+  :func:`cluster_pack.launch.local.run` runs a job (fresh working directory, node cache, minimal
   environment, the generated launch script), in its own session so it can be stopped whole.
 * :class:`WatchedCluster`: a context manager with a watcher thread that reports dead
   processes (:class:`ClusterError`) and stops everything at exit, also at interpreter exit.
@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
-from cluster_pack import launch, runner, settings
+from cluster_pack import settings
 from cluster_pack.errors import ClusterPackError
+from cluster_pack.launch import local as runner
+from cluster_pack.launch import spec as launch
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -121,7 +123,7 @@ def start_local_process(spec: launch.LaunchSpec, name: str, workdir: Optional[Pa
                         node_dir: Optional[Path] = None,
                         fs_args: Optional[Dict[str, Any]] = None,
                         extra_env: Optional[Dict[str, str]] = None) -> LocalProcess:
-    """Start ``spec`` in the background, as :func:`cluster_pack.runner.run` would run it
+    """Start ``spec`` in the background, as :func:`cluster_pack.launch.local.run` would run it
     (fresh working dir, node cache, minimal env), in a new session/process group; its
     output goes to ``<workdir>/output.log``."""
     node_dir = settings.ensure_private_dir(Path(node_dir or runner.default_node_dir()))
@@ -138,7 +140,7 @@ def start_local_process(spec: launch.LaunchSpec, name: str, workdir: Optional[Pa
     log_path = workdir / "output.log"
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(["bash", str(script)], cwd=workdir,
-                                 env=runner._minimal_env(spec.env, node_dir),
+                                 env=runner.minimal_env(spec.env, node_dir),
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
     _logger.info("started %s (pid %d) in %s", name, popen.pid, workdir)
@@ -186,7 +188,7 @@ class WatchedCluster:
                                          name=f"cluster-pack-{self.kind}-watcher")
         self._watcher.start()
 
-    def _finish_start(self, *steps: Callable[[], Any]) -> "WatchedCluster":
+    def finish_start(self, *steps: Callable[[], Any]) -> "WatchedCluster":
         """Run the start-up steps (scale, connect...) then start watching; on any failure
         close what was started (processes, YARN application) and re-raise."""
         try:
@@ -318,7 +320,7 @@ def shutdown_app(client: "skein.Client", app_id: str, app: Any) -> None:
 
 
 def _diagnostics(client: "skein.Client", app_id: str, report: Any) -> str:
-    from cluster_pack import yarn
+    from cluster_pack.launch import yarn
 
     text = (f"application {app_id} is {report.state} ({report.final_status}):\n"
             f"{report.diagnostics}")
@@ -367,7 +369,7 @@ def skein_service(spec: launch.LaunchSpec, instances: int, vcores: int, memory: 
              max_restarts: int) -> Any:
     import skein
 
-    from cluster_pack import yarn
+    from cluster_pack.launch import yarn
 
     yarn.check_parts(spec)
     return skein.Service(resources=skein.Resources(memory=memory, vcores=vcores),

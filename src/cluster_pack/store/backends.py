@@ -1,4 +1,4 @@
-"""Remote filesystems behind :class:`cluster_pack.store.Store` (HDFS, viewfs, S3).
+"""Remote filesystems behind :class:`cluster_pack.store.storage.Store` (HDFS, viewfs, S3).
 
 Kept apart from the store so that ``import cluster_pack`` never imports hdfs-native
 or s3fs.
@@ -19,7 +19,7 @@ import contextlib
 import os
 import random
 import time
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple
 from urllib.parse import urlparse
 
 from cluster_pack.errors import ConfigurationError, StorageError
@@ -41,16 +41,33 @@ def _missing(url: str, scheme: str, exc: Exception) -> ConfigurationError:
         f"(pip install 'cluster-pack[{extra}]'): {exc}")
 
 
-def resolve(url: str, scheme: str, fs_args: Dict[str, Any], store_cls: Any) -> Tuple[Any, str]:
+# modes of what we create in a store: directories private to the owner, files
+# readable by the owner (and the group on shared clusters), never world-writable
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+ARTIFACT_MODE = 0o750  # artifacts are run directly (./env.pex) once localized
+
+
+class Resolved(NamedTuple):
+    """A remote URL resolved to its filesystem: what a Store is made of."""
+
+    fs: Any
+    scheme: str  # the store's scheme ("s3" for s3a:// too)
+    netloc: str
+    path: str  # the path inside ``fs``
+
+
+def resolve(url: str, scheme: str, fs_args: Dict[str, Any]) -> Resolved:
+    """The fsspec filesystem and path for a remote ``url`` of ``scheme``."""
     parsed = urlparse(url)
     if scheme in ("hdfs", "viewfs"):
         fs = _hdfs(url, scheme, parsed.hostname, parsed.port, fs_args)
-        return store_cls(fs, scheme, parsed.netloc), parsed.path or "/"
+        return Resolved(fs, scheme, parsed.netloc or "", parsed.path or "/")
     if scheme in ("s3", "s3a"):
         if not parsed.netloc:
             raise ConfigurationError(f"{url}: no bucket in the S3 URL (s3://bucket/key)")
         fs = _s3(url, fs_args)
-        return store_cls(fs, "s3", ""), f"{parsed.netloc}{parsed.path}"
+        return Resolved(fs, "s3", "", f"{parsed.netloc}{parsed.path}")
     import fsspec
 
     try:
@@ -59,14 +76,14 @@ def resolve(url: str, scheme: str, fs_args: Dict[str, Any], store_cls: Any) -> T
         raise _missing(url, scheme, exc) from None
     path = f"{parsed.netloc}{parsed.path}" if scheme in ("gs", "gcs", "abfs", "memory") \
         else parsed.path
-    return store_cls(fs, scheme, parsed.netloc), path
+    return Resolved(fs, scheme, parsed.netloc or "", path)
 
 
 # -- HDFS ------------------------------------------------------------------------------
 
 def hdfs_config(fs_args: Dict[str, Any]) -> Dict[str, str]:
     """hdfs-native config overrides: ``fs_args`` plus fast-fail defaults not set elsewhere."""
-    from cluster_pack import hadoop_conf
+    from cluster_pack.store import hadoop_conf
 
     site = hadoop_conf.load()
     config = {k: str(v) for k, v in fs_args.items()}
@@ -91,8 +108,6 @@ def _hdfs(url: str, scheme: str, host: Any, port: Any, fs_args: Dict[str, Any]) 
             self.client.set_permission(self._strip_protocol(path), mode)
 
         def makedirs(self, path: str, exist_ok: bool = False) -> None:
-            from cluster_pack.store import DIR_MODE
-
             self.client.mkdirs(self._strip_protocol(path), DIR_MODE, True)
 
     try:

@@ -23,15 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from cluster_pack import editables, environment, parts, run_function, settings
+from cluster_pack import settings
 from cluster_pack.errors import ConfigurationError
-from cluster_pack.manifest import Manifest, run_info_for
+from cluster_pack.launch import assembly, run_function
+from cluster_pack.pack import editables, environment, parts
+from cluster_pack.store import parts_pool
+from cluster_pack.store.manifest import Manifest, read_published_manifest, run_info_for
 
 EDITABLE_PACKAGES_INDEX = "editable_packages_index"
-# Inside cluster-pack: ``python -m cluster_pack.run_function`` (the original's entry point
+# Inside cluster-pack: ``python -m cluster_pack.launch.run_function`` (the original's entry point
 # ``cluster_pack.skein._execute_fun`` is the same). Launchers run its standalone copy,
 # FUNCTION_RUNNER_STANDALONE_MODULE, from the runner zip instead (any environment).
-FUNCTION_RUNNER_MODULE = "cluster_pack.run_function"
+FUNCTION_RUNNER_MODULE = "cluster_pack.launch.run_function"
 FUNCTION_RUNNER_STANDALONE_MODULE = "cluster_pack_runner"
 FUNCTION_RUNNER_ZIP = "cluster_pack_runner.zip"
 _ENV_NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -120,10 +123,10 @@ def environment_resources(package_path: str,
         name = parts.link_name(part)
         if name not in seen:
             seen.add(name)
-            resources.append(Resource(parts.part_url(package_path, part), name, "file",
+            resources.append(Resource(parts_pool.part_url(package_path, part), name, "file",
                                       part.size, part.sha256, shared=True))
     run = run_info_for(_artifact_name(package_path), manifest.layout)
-    return resources, parts.assembly_script(run.dest_path, manifest.parts)
+    return resources, assembly.assembly_script(run.dest_path, manifest.parts)
 
 
 def _artifact_name(package_path: str) -> str:
@@ -206,12 +209,12 @@ def build_launch_spec(
     Without ``package_path`` the current environment is published first (``upload_env``).
     """
     if not package_path:
-        from cluster_pack import publish
+        from cluster_pack.store import publish
 
         result = publish.publish_env(fs_args=fs_args)
         package_path, manifest = result.path, result.manifest
     if manifest is None:
-        manifest = _read_manifest(package_path, fs_args)
+        manifest = read_published_manifest(package_path, fs_args)
     resources, setup = environment_resources(package_path, manifest)
     # from the name and layout, never from the manifest's text: it only says what to fetch
     run = run_info_for(_artifact_name(package_path), manifest.layout if manifest else "")
@@ -278,7 +281,7 @@ def function_runner_resource() -> Resource:
 
     The function runner lives in cluster-pack, which an environment published by
     ``upload_spec`` (or any pex) may lack, as it may lack cloudpickle. The zip holds a
-    copy of :mod:`cluster_pack.run_function` (which imports nothing from cluster-pack) as
+    copy of :mod:`cluster_pack.launch.run_function` (which imports nothing from cluster-pack) as
     the top-level module ``cluster_pack_runner``, and the driver's cloudpickle in a
     directory that is not on ``sys.path``: the zip goes at the end of ``PYTHONPATH`` and
     its only importable name is ``cluster_pack_runner``, so it shadows nothing of the
@@ -320,11 +323,3 @@ def function_launch_spec(func: Callable, args: Sequence[Any] = (), log_level: st
     _append_python_path(spec, runner.name)
     spec.env[run_function.PICKLER_VERSION_ENV_VAR] = cloudpickle.__version__
     return spec
-
-
-def _read_manifest(package_path: str, fs_args: Optional[Dict[str, Any]]) -> Optional[Manifest]:
-    from cluster_pack import publish
-    from cluster_pack.store import Store
-
-    store, path = Store.for_url(package_path, fs_args)
-    return publish.read_manifest(store, path, strict=True)

@@ -3,7 +3,7 @@
 The original cluster-pack published one file at the path ``upload_env`` returns, and code
 written for it ships that file itself (its own ``skein.File``, ``spark-submit --files``,
 ``python env.pex``). This module writes that file from the packed directory that
-:mod:`cluster_pack.builder` already made (the runtime and one zip per distribution), in
+:mod:`cluster_pack.pack.builder` already made (the runtime and one zip per distribution), in
 the layouts the original published:
 
 - ``zipapp`` (``env.pex``): a shebang line then a zip holding ``.bootstrap/...``,
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from cluster_pack.errors import BuildError
-from cluster_pack.parts import file_sha256
+from cluster_pack.pack.parts import file_sha256
 
 ZIPAPP = "zipapp"
 PACKED = "packed"

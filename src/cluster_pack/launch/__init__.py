@@ -1,0 +1,1 @@
+"""LaunchSpec -> engines: run a published environment locally, on YARN, Spark, Dask, Ray."""

@@ -1,0 +1,1 @@
+"""Environment -> PackSpec -> Builder: what is installed, what to pack, the artifact."""

@@ -1,0 +1,1 @@
+"""Artifact + manifest -> Store: publishing to any URL, atomically."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cluster_pack.errors import IntegrityError, StorageError
-from cluster_pack.launch import assembly
+from cluster_pack.launch import script as node_script
 from cluster_pack.pack import parts
 from cluster_pack.pack.parts import Part
 from cluster_pack.progress import Reporter
@@ -46,7 +46,7 @@ def localize_fakes(workdir, part_list, files=FILES):
 
 def assemble(workdir, dest, part_list):
     script = workdir.parent / f"assemble-{uuid.uuid4().hex}.sh"
-    script.write_text("set -e\n" + assembly.assembly_script(dest, part_list))
+    script.write_text("set -e\n" + node_script.assembly_script(dest, part_list))
     return subprocess.run(["bash", str(script)], cwd=workdir, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin"})
 
@@ -103,7 +103,7 @@ def test_concurrent_assemblies_agree_on_one_directory(tmp_path):
     part_list = tree_parts()
     localize_fakes(tmp_path, part_list)
     script = tmp_path.parent / "concurrent.sh"
-    script.write_text(assembly.assembly_script("env.pex", part_list))
+    script.write_text(node_script.assembly_script("env.pex", part_list))
     procs = [subprocess.Popen(["bash", str(script)], cwd=tmp_path) for _ in range(8)]
     assert [p.wait() for p in procs] == [0] * 8
     assert (tmp_path / "env.pex" / "PEX-INFO").read_bytes() == FILES["PEX-INFO"]
@@ -127,7 +127,7 @@ def test_accepted_characters_are_quoted_in_the_script(tmp_path):
     part_list = tree_parts(files)
     for part in part_list:
         part.validate("m.json")
-    script = assembly.assembly_script("env.pex", part_list)
+    script = node_script.assembly_script("env.pex", part_list)
     assert "'~user'" in script and "'~user/a+b=c.whl'" in script
     localize_fakes(tmp_path, part_list, files)
     result = assemble(tmp_path, "env.pex", part_list)
@@ -325,7 +325,7 @@ def test_materialize_writes_real_files_with_execute_bits(tmp_path):
         fetched.append(part.path)
         target.write_bytes(FILES[part.path])
 
-    dest = assembly.materialize(part_list, tmp_path / "env.pex", fetch)
+    dest = node_script.materialize(part_list, tmp_path / "env.pex", fetch)
     assert sorted(fetched) == sorted(FILES)
     assert not [p for p in dest.rglob("*") if p.is_symlink()]
     assert os.access(dest / "__main__.py", os.X_OK) and not os.access(dest / "PEX-INFO", os.X_OK)

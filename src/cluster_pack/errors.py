@@ -49,3 +49,7 @@ class StorageError(ClusterPackError, OSError):
 
 class IntegrityError(ClusterPackError, ValueError):
     """An artifact does not match its manifest (size or sha256), or a manifest is invalid."""
+
+
+class ClusterError(ClusterPackError):
+    """A cluster process died, or the cluster could not start."""

@@ -24,6 +24,7 @@ from cluster_pack.errors import BuildError, ConfigurationError
 from cluster_pack.pack import environment
 from cluster_pack.pack import pex as pex_tool
 from cluster_pack.store import hadoop_conf
+from cluster_pack.store.manifest import env_name_of
 
 _logger = logging.getLogger(__name__)
 
@@ -356,7 +357,7 @@ def detect_archive_names(packer: Packer, package_path: Optional[str] = None,
     """(package_path, env_name, pex_file we run from or '') as the original computed them."""
     if _running_from_pex():
         pex_file = get_current_pex_filepath()
-        env_name = os.path.basename(pex_file).split(".pex")[0]
+        env_name = env_name_of(pex_file)
     else:
         pex_file = ""
         env_name = packer.env_name()

@@ -39,16 +39,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
+from cluster_pack.errors import ClusterError  # noqa: F401  (re-exported)
 from cluster_pack.launch import spec as launch
+from cluster_pack.launch import yarn
 from cluster_pack.launch.processes import (  # noqa: F401  (re-exported: the original home of these)
-    ClusterError,
     LocalProcess,
     LocalProcessCluster,
     WatchedCluster,
+    start_local_process,
+)
+from cluster_pack.launch.yarn import (  # noqa: F401  (wait_for_key: re-exported)
     failed_containers,
     shutdown_app,
     skein_service,
-    start_local_process,
     submit_and_wait_for_key,
     wait_for_key,
 )
@@ -273,7 +276,6 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
                           include_editables: bool = True, worker_max_restarts: int = 0,
                           fs_args: Optional[Dict[str, Any]] = None) -> "skein.ApplicationSpec":
     """The skein ApplicationSpec of a Dask cluster (see :func:`yarn_cluster`)."""
-    import skein
 
     host_args = ["--host", host] if host else []
     options: Dict[str, Any] = dict(package_path=package_path, env_vars=env_vars,
@@ -284,7 +286,6 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
         ["-m", "cluster_pack.launch.dask", "yarn-worker", *host_args, "--nthreads",
          str(worker_nthreads or worker_vcores), "--memory-limit", _memory_bytes(worker_memory)],
         **options)
-    from cluster_pack.launch import yarn
 
     services = {
         SCHEDULER_SERVICE: skein_service(sched, 1, scheduler_vcores, scheduler_memory,
@@ -293,15 +294,7 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
                                  pre_script_hook, None, worker_max_restarts),
     }
     services[WORKER_SERVICE].depends = {SCHEDULER_SERVICE}
-    for service in services.values():
-        if node_label:
-            service.node_label = node_label
-    app = skein.ApplicationSpec(name=name, services=services, max_attempts=1,
-                                file_systems=[yarn.hadoop_url(f)
-                                              for f in hadoop_file_systems or []])
-    if queue:
-        app.queue = queue
-    return app
+    return yarn.services_application(name, services, queue, node_label, hadoop_file_systems)
 
 
 def _memory_bytes(memory: str) -> str:
@@ -333,12 +326,6 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
 
 # ------------------------------------------------------------- inside the containers
 
-def _container_host(host: Optional[str]) -> str:
-    import socket
-
-    return host or os.environ.get("NM_HOST") or socket.gethostname()
-
-
 def _yarn_scheduler(host: Optional[str]) -> None:
     import asyncio
 
@@ -348,7 +335,7 @@ def _yarn_scheduler(host: Optional[str]) -> None:
     app = skein.ApplicationClient.from_current()
 
     async def serve() -> None:
-        async with Scheduler(host=_container_host(host), port=0, dashboard=False) as sched:
+        async with Scheduler(host=yarn.container_host(host), port=0, dashboard=False) as sched:
             app.kv[SCHEDULER_KEY] = sched.address.encode()
             print(f"dask scheduler at {sched.address}", flush=True)
             await sched.finished()
@@ -363,7 +350,7 @@ def _yarn_worker(host: Optional[str], extra: List[str]) -> None:
     app = skein.ApplicationClient.from_current()
     address = app.kv.wait(SCHEDULER_KEY).decode()
     name = os.environ.get("SKEIN_CONTAINER_ID", "")
-    args = [address, "--host", _container_host(host), "--no-dashboard", *extra]
+    args = [address, "--host", yarn.container_host(host), "--no-dashboard", *extra]
     if name:
         args += ["--name", name]
     print(f"dask worker {name} -> {address}", flush=True)

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from cluster_pack import settings
 from cluster_pack.errors import ConfigurationError, IntegrityError
-from cluster_pack.launch import assembly
+from cluster_pack.launch import script
 from cluster_pack.launch.spec import LaunchSpec, Resource, function_launch_spec
 from cluster_pack.pack import parts
 from cluster_pack.store import parts_pool
@@ -227,7 +227,7 @@ def fetch_env(package_path: str, dest_dir: Union[str, Path],
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}{TMP_MARKER}fetch-", dir=dest_dir))
     try:
         if manifest is not None and manifest.is_parts:
-            assembly.materialize(manifest.parts, tmp / name,
+            script.materialize(manifest.parts, tmp / name,
                               lambda part, target: _fetch_part(store, path, part, target))
         else:
             _fetch_file(store, path, manifest, tmp / name)

@@ -1,4 +1,5 @@
-"""What the Dask and Ray engines share: clusters of processes started from a LaunchSpec.
+"""What the Dask and Ray engines share: clusters of local processes started from a LaunchSpec
+(their YARN side is in :mod:`cluster_pack.launch.yarn`).
 
 * :class:`LocalProcess` / :func:`start_local_process`: a background process started the way
   :func:`cluster_pack.launch.local.run` runs a job (fresh working directory, node cache, minimal
@@ -6,8 +7,6 @@
 * :class:`WatchedCluster`: a context manager with a watcher thread that reports dead
   processes (:class:`ClusterError`) and stops everything at exit, also at interpreter exit.
 * :class:`LocalProcessCluster`: the bookkeeping of a head process plus N workers.
-* YARN helpers: failed containers, shutdown, diagnostics, waiting for a key in the skein
-  key-value store, a skein service from a LaunchSpec.
 """
 
 from __future__ import annotations
@@ -22,21 +21,17 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from cluster_pack import settings
-from cluster_pack.errors import ClusterPackError
+from cluster_pack.errors import ClusterError
 from cluster_pack.launch import local as runner
 from cluster_pack.launch import spec as launch
 
 if TYPE_CHECKING:  # pragma: no cover
-    import skein
+    pass
 
 _logger = logging.getLogger(__name__)
-
-
-class ClusterError(ClusterPackError):
-    """A cluster process died, or the cluster could not start."""
 
 
 # ------------------------------------------------------------- local background processes
@@ -286,119 +281,3 @@ class LocalProcessCluster:
     def _stop_processes(self, timeout: float = 10) -> None:
         for proc in reversed(self.processes):
             proc.stop(timeout=timeout)
-
-
-def failed_containers(client: "skein.Client", app_id: str, app: Any,
-                       services: Sequence[str]) -> List[str]:
-    report = client.application_report(app_id)
-    if str(report.state) in ("FINISHED", "FAILED", "KILLED"):
-        return [f"application {app_id} is {report.state} ({report.final_status}): "
-                f"{report.diagnostics}"]
-    containers = app.get_containers(services=list(services), states=["FAILED"])
-    return [f"{c.id} ({c.service_name}) failed on {c.yarn_node_http_address}: "
-            f"{c.exit_message}" for c in containers]
-
-
-def shutdown_app(client: "skein.Client", app_id: str, app: Any) -> None:
-    try:
-        app.shutdown("SUCCEEDED")
-    except Exception:
-        try:
-            client.kill_application(app_id)
-        except Exception as exc:  # pragma: no cover
-            _logger.warning("cannot kill %s: %s", app_id, exc)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if str(client.application_report(app_id).state) in ("FINISHED", "FAILED",
-                                                                  "KILLED"):
-                return
-        except Exception:  # pragma: no cover
-            return
-        time.sleep(0.5)
-    client.kill_application(app_id)
-
-
-def _diagnostics(client: "skein.Client", app_id: str, report: Any) -> str:
-    from cluster_pack.launch import yarn
-
-    text = (f"application {app_id} is {report.state} ({report.final_status}):\n"
-            f"{report.diagnostics}")
-    try:
-        logs = yarn.application_logs(client, app_id, log_tries=3, retry_secs=1)
-    except Exception:  # pragma: no cover
-        logs = None
-    if logs:
-        for key, value in logs.items():
-            text += f"\n--- {key}\n{value[-3000:]}"
-    return text
-
-
-def wait_for_key(client: "skein.Client", app_id: str, key: str, timeout: float
-                 ) -> "tuple[Any, str]":
-    """Connect to ``app_id`` and wait for ``key`` in its key-value store; raise
-    :class:`ClusterError` with YARN's diagnostics and the container logs if the
-    application ends (or does not start) first."""
-    deadline = time.monotonic() + timeout
-    app = None
-    while True:
-        report = client.application_report(app_id)
-        state = str(report.state)
-        if state in ("FINISHED", "FAILED", "KILLED"):
-            raise ClusterError(_diagnostics(client, app_id, report))
-        if state == "RUNNING":
-            if app is None:
-                app = client.connect(app_id, wait=False)
-            value = app.kv.get(key)
-            if value is not None:
-                return app, value.decode()
-            failed = app.get_containers(states=["FAILED"])
-            if failed:
-                raise ClusterError(
-                    "containers failed while starting:\n"
-                    + "\n".join(f"{c.id} ({c.service_name}): {c.exit_message}" for c in failed)
-                    + "\n" + _diagnostics(client, app_id, report))
-        if time.monotonic() > deadline:
-            raise ClusterError(f"{key!r} not published after {timeout} s; "
-                               + _diagnostics(client, app_id, report))
-        time.sleep(1)
-
-
-def skein_service(spec: launch.LaunchSpec, instances: int, vcores: int, memory: str,
-             pre_script_hook: Optional[str], env: Optional[Dict[str, str]],
-             max_restarts: int) -> Any:
-    import skein
-
-    from cluster_pack.launch import yarn
-
-    yarn.check_parts(spec)
-    return skein.Service(resources=skein.Resources(memory=memory, vcores=vcores),
-                         instances=instances, files=yarn.files_of(spec),
-                         env={**yarn.CONTAINER_ENV, **(env or {})},
-                         script=yarn.container_script(spec, pre_script_hook),
-                         max_restarts=max_restarts)
-
-
-def submit_and_wait_for_key(skein_client: Optional["skein.Client"], app_spec: Any, key: str,
-                            timeout: float, what: str) -> "tuple[Any, bool, str, Any, str]":
-    """Submit ``app_spec`` and wait for ``key`` (see :func:`wait_for_key`).
-
-    Returns ``(client, owns_client, app_id, app, value)``; on failure the application is
-    killed and a client created here is closed before the error propagates.
-    """
-    import skein
-
-    owns = skein_client is None
-    client = skein_client or skein.Client()
-    app_id = client.submit(app_spec)
-    _logger.info("%s on YARN: %s", what, app_id)
-    try:
-        app, value = wait_for_key(client, app_id, key, timeout)
-    except BaseException:
-        try:
-            client.kill_application(app_id)
-        finally:
-            if owns:
-                client.close()
-        raise
-    return client, owns, app_id, app, value

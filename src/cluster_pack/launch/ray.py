@@ -38,16 +38,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from cluster_pack.errors import ClusterError  # noqa: F401  (re-exported)
 from cluster_pack.launch import spec as launch
+from cluster_pack.launch import yarn
 from cluster_pack.launch.processes import (
-    ClusterError,
     LocalProcess,
     LocalProcessCluster,
     WatchedCluster,
+    start_local_process,
+)
+from cluster_pack.launch.yarn import (
     failed_containers,
     shutdown_app,
     skein_service,
-    start_local_process,
     submit_and_wait_for_key,
 )
 from cluster_pack.store.manifest import read_published_manifest
@@ -168,12 +171,12 @@ class RayCluster(WatchedCluster):
 
 class LocalRayCluster(LocalProcessCluster, RayCluster):
     def __init__(self, head: LocalProcess, address: str, start_worker: Any,
-                 watch_every: float = 2.0):
+                 watch_every: float = 2.0, temp_dir: Optional[str] = None):
         super().__init__(address, watch_every)
         self.head = head
         self.workers: List[LocalProcess] = []
         self._start_worker = start_worker
-        self.temp_dir: Optional[str] = None  # removed on shutdown
+        self.temp_dir = temp_dir  # Ray's session directory: removed on shutdown
 
     def scale(self, n: int) -> None:
         for worker in self._alive_after_starting(n)[n:]:
@@ -182,11 +185,10 @@ class LocalRayCluster(LocalProcessCluster, RayCluster):
     def _shutdown(self) -> None:
         self._disconnect()
         self._stop_processes(timeout=20)
-        temp_dir = getattr(self, "temp_dir", None)
-        if temp_dir:
+        if self.temp_dir:
             import shutil
 
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
@@ -228,8 +230,7 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
              *node_args(num_cpus, object_store_memory, host, f"{temp_dir}/w{i}")], **options)
         return start_local_process(wspec, name, base / name, node_dir, fs_args)
 
-    cluster = LocalRayCluster(head, address, start_worker, watch_every)
-    cluster.temp_dir = temp_dir
+    cluster = LocalRayCluster(head, address, start_worker, watch_every, temp_dir)
     cluster.finish_start(lambda: cluster.scale(n_workers),
                           lambda: cluster.connect(n_workers + 1, timeout, **init_kwargs))
     return cluster
@@ -270,7 +271,6 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
                           pre_script_hook: Optional[str] = None,
                           include_editables: bool = True,
                           fs_args: Optional[Dict[str, Any]] = None) -> "skein.ApplicationSpec":
-    import skein
 
     host_args = ["--host", host] if host else []
     options: Dict[str, Any] = dict(
@@ -288,13 +288,7 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
                                  pre_script_hook, None, 0),
     }
     services[WORKER_SERVICE].depends = {HEAD_SERVICE}
-    for service in services.values():
-        if node_label:
-            service.node_label = node_label
-    app = skein.ApplicationSpec(name=name, services=services, max_attempts=1)
-    if queue:
-        app.queue = queue
-    return app
+    return yarn.services_application(name, services, queue, node_label)
 
 
 def yarn_cluster(package_path: str, n_workers: int = 2,
@@ -341,10 +335,9 @@ def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
     >>> env["py_executable"]                                                     # doctest: +SKIP
     '/nfs/envs/me.pex/__main__.py'
     """
-    from cluster_pack.store.manifest import run_info_for
+    from cluster_pack.store.manifest import artifact_name, run_info_for
 
-    name = package_path.rstrip("/").rsplit("/", 1)[-1]
-    run = run_info_for(name)
+    run = run_info_for(artifact_name(package_path))
     if fetch_to is not None:
         if local_artifact:
             raise ValueError("give local_artifact (where the environment is) or fetch_to "
@@ -412,10 +405,6 @@ def _fetch(package_path: str, dest_dir: str, fs_args: Optional[Dict[str, Any]],
 
 # ------------------------------------------------------------- inside the containers
 
-def _container_host(host: Optional[str]) -> str:
-    return host or os.environ.get("NM_HOST") or socket.gethostname()
-
-
 def _run_forwarding_signals(cmd: Sequence[str]) -> int:
     import signal
 
@@ -469,7 +458,7 @@ def _yarn_head(host: Optional[str], num_cpus: int, object_store_memory: int) -> 
     import skein
 
     app = skein.ApplicationClient.from_current()
-    host = _container_host(host)
+    host = yarn.container_host(host)
     port = free_port(host)
     cmd = [sys.executable, *NODE_CLI, *head_args(port, num_cpus, object_store_memory, host,
                                                 _container_temp_dir())]
@@ -494,7 +483,7 @@ def _yarn_worker(host: Optional[str], num_cpus: int, object_store_memory: int) -
 
     app = skein.ApplicationClient.from_current()
     address = app.kv.wait(HEAD_KEY).decode()
-    host = _container_host(host)
+    host = yarn.container_host(host)
     cmd = [sys.executable, *NODE_CLI, f"--address={address}",
            *node_args(num_cpus, object_store_memory, host, _container_temp_dir())]
     print("ray worker:", shlex.join(cmd), flush=True)

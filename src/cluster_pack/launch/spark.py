@@ -29,7 +29,7 @@ How it works
   cluster mode). For the parts layout it first links parts that arrived under their own
   name to their ``cpack-`` name (naming any missing one), then re-creates the packed pex
   directory ``<name>.pex/`` with relative symlinks
-  (:func:`cluster_pack.pack.assembly.assembly_script`: once per working directory, in a temporary
+  (:func:`cluster_pack.pack.script.assembly_script`: once per working directory, in a temporary
   directory renamed into place, so concurrent workers are safe) and runs
   ``./<name>.pex/__main__.py``. PySpark starts its workers with ``<python> -m pyspark.daemon``
   and puts its own modules (``pyspark.zip``, ``py4j``) on ``PYTHONPATH``, which the pex
@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from cluster_pack import settings
+from cluster_pack.launch import script
 from cluster_pack.launch.spec import (
     EDITABLE_DIRS_ENV_VAR,
     LaunchSpec,
@@ -71,7 +72,13 @@ from cluster_pack.launch.spec import (
     environment_resources,
 )
 from cluster_pack.pack import environment
-from cluster_pack.store.manifest import Manifest, read_published_manifest, run_info_for
+from cluster_pack.store.hadoop_conf import hadoop_url
+from cluster_pack.store.manifest import (
+    Manifest,
+    artifact_name,
+    read_published_manifest,
+    run_info_for,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -165,22 +172,8 @@ for entry in ${PEX_EXTRA_SYS_PATH:-} ${PYTHONPATH:-}; do
 done
 IFS=$saved_ifs
 export PEX_EXTRA_SYS_PATH="$extra"
-# Where the environment is installed on its first start (then re-used by every worker):
-# an absolute PEX_ROOT is a per-node cache; it must be a directory of ours that nobody
-# else can write, else this executor uses its own directory.
-root=${PEX_ROOT:-}
-case "$root" in
-  /*)
-    (umask 077 && mkdir -p "$root") 2>/dev/null
-    if [ -L "$root" ] || [ -z "$(find "$root" -prune -type d -user "$(id -u)" ! -perm -020 ! -perm -002 2>/dev/null)" ]; then
-      echo "cluster-pack: PEX_ROOT $root is not a private directory of $(id -un), using $here/.pex" >&2
-      root="$here/.pex"
-    fi ;;
-  "") root="$here/.pex" ;;
-  *) root="$here/$root" ;;
-esac
-export PEX_ROOT="$root"
-target=__TARGET__
+# Where the environment is installed on its first start (then re-used by every worker)
+__PEX_ROOT__target=__TARGET__
 if [ -x "$target" ]; then
   exec "$target" "$@"
 fi
@@ -194,7 +187,8 @@ def launcher_script(target: str, setup: str = "") -> str:
     """The launcher's text for the artifact localized as ``target`` (relative path);
     ``setup`` (shell lines, see :func:`workdir_setup`) runs first, in the working directory."""
     setup = setup.rstrip("\n") + "\n" if setup.strip() else ""
-    return _LAUNCHER.replace("__TARGET__", shlex.quote(target)).replace("__SETUP__", setup)
+    return (_LAUNCHER.replace("__TARGET__", shlex.quote(target)).replace("__SETUP__", setup)
+            .replace("__PEX_ROOT__", script.pex_root_lines(script.WORKDIR_PEX_ROOT)))
 
 
 def write_launcher(target: str, directory: Optional[Path] = None, setup: str = "") -> Path:
@@ -248,10 +242,9 @@ def workdir_setup(spec: LaunchSpec) -> str:
 # -- LaunchSpec -> Spark ---------------------------------------------------------------------
 
 def hadoop_path(path: str) -> str:
-    """``s3://bucket/key`` -> ``s3a://bucket/key`` (Hadoop's S3 connector); others unchanged."""
-    if path.startswith("s3://"):
-        return "s3a://" + path[len("s3://"):].strip("/")
-    return path
+    """``s3://bucket/key`` -> ``s3a://bucket/key`` (:func:`~cluster_pack.store.hadoop_conf.hadoop_url`)
+    without a trailing slash; other paths unchanged."""
+    return hadoop_url(path).rstrip("/") if path.startswith("s3://") else path
 
 
 def _package_path_of(path: str) -> str:
@@ -284,8 +277,7 @@ def spark_launch_spec(package_path: str, include_editables: bool = False,
     if manifest is None:
         manifest = read_env_manifest(package_path, fs_args)
     resources, setup = environment_resources(package_path, manifest)
-    name = package_path.rstrip("/").rsplit("/", 1)[-1]
-    run = run_info_for(name, manifest.layout if manifest else "")
+    run = run_info_for(artifact_name(package_path), manifest.layout if manifest else "")
     resources += [Resource(str(f), os.path.basename(str(f).rstrip("/"))) for f in additional_files]
     sources = editable_resources() if include_editables else []
     resources += sources

@@ -25,10 +25,15 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from cluster_pack import settings
 from cluster_pack.errors import ConfigurationError
-from cluster_pack.launch import assembly, run_function
+from cluster_pack.launch import run_function, script
 from cluster_pack.pack import editables, environment, parts
 from cluster_pack.store import parts_pool
-from cluster_pack.store.manifest import Manifest, read_published_manifest, run_info_for
+from cluster_pack.store.manifest import (
+    Manifest,
+    artifact_name,
+    read_published_manifest,
+    run_info_for,
+)
 
 EDITABLE_PACKAGES_INDEX = "editable_packages_index"
 # Inside cluster-pack: ``python -m cluster_pack.launch.run_function`` (the original's entry point
@@ -101,8 +106,7 @@ def _check_env_vars(env_vars: Optional[Dict[str, str]]) -> Dict[str, str]:
 
 def environment_resource(package_path: str, manifest: Optional[Manifest] = None) -> Resource:
     """A single-file artifact as a resource: a file for ``.pex``, an archive for ``.pex.zip``."""
-    name = package_path.rstrip("/").rsplit("/", 1)[-1]
-    run = run_info_for(name)
+    run = run_info_for(artifact_name(package_path))
     return Resource(package_path, run.dest_path, "archive" if run.must_unpack else "file",
                     manifest.size if manifest else None, manifest.sha256 if manifest else None,
                     shared=True)
@@ -125,12 +129,8 @@ def environment_resources(package_path: str,
             seen.add(name)
             resources.append(Resource(parts_pool.part_url(package_path, part), name, "file",
                                       part.size, part.sha256, shared=True))
-    run = run_info_for(_artifact_name(package_path), manifest.layout)
-    return resources, assembly.assembly_script(run.dest_path, manifest.parts)
-
-
-def _artifact_name(package_path: str) -> str:
-    return package_path.rstrip("/").rsplit("/", 1)[-1]
+    run = run_info_for(artifact_name(package_path), manifest.layout)
+    return resources, script.assembly_script(run.dest_path, manifest.parts)
 
 
 EDITABLE_DIRS_ENV_VAR = "C_PACK_EDITABLE_DIRS"
@@ -217,7 +217,7 @@ def build_launch_spec(
         manifest = read_published_manifest(package_path, fs_args)
     resources, setup = environment_resources(package_path, manifest)
     # from the name and layout, never from the manifest's text: it only says what to fetch
-    run = run_info_for(_artifact_name(package_path), manifest.layout if manifest else "")
+    run = run_info_for(artifact_name(package_path), manifest.layout if manifest else "")
     for path in additional_files or []:
         resources.append(Resource(str(path), os.path.basename(str(path).rstrip("/"))))
     sources = editable_resources() if include_editables else []
@@ -251,7 +251,7 @@ def _runner_zip_entries() -> Iterator[Tuple[str, bytes]]:
     """(arcname, content) of the runner zip: the standalone runner module, and the
     driver's cloudpickle package under ``cluster_pack_vendor/``."""
     yield (f"{FUNCTION_RUNNER_STANDALONE_MODULE}.py",
-           importlib.resources.files("cluster_pack").joinpath("run_function.py").read_bytes())
+           importlib.resources.files("cluster_pack.launch").joinpath("run_function.py").read_bytes())
     stack = [(importlib.resources.files("cloudpickle"), f"{run_function.VENDOR_DIR}/cloudpickle")]
     while stack:
         directory, prefix = stack.pop()

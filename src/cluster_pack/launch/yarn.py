@@ -45,13 +45,16 @@ import os
 import re
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlparse
 
 from cluster_pack import settings
+from cluster_pack.errors import ClusterError
+from cluster_pack.launch import script
 from cluster_pack.launch.spec import LaunchSpec, Resource, function_launch_spec
+from cluster_pack.store import hadoop_conf
+from cluster_pack.store.hadoop_conf import hadoop_url
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -62,15 +65,7 @@ _logger = logging.getLogger(__name__)
 CONTAINER_ENV = {"SKEIN_CONFIG": "./.skein", "GIT_PYTHON_REFRESH": "quiet"}
 PROCESS_LOGS_FILE = "output.log"
 
-PEX_ROOT_SNIPPET = """\
-if [ -z "${PEX_ROOT:-}" ]; then
-  if [ -n "${HOME:-}" ] && mkdir -p "$HOME/.cache/cluster-pack/pex_root" 2>/dev/null \\
-      && [ -w "$HOME/.cache/cluster-pack/pex_root" ]; then
-    export PEX_ROOT="$HOME/.cache/cluster-pack/pex_root"
-  else
-    export PEX_ROOT="$PWD/.pex"
-  fi
-fi"""
+PEX_ROOT_SNIPPET = script.pex_root_lines(script.NODE_PEX_ROOT).rstrip("\n")
 
 
 # ------------------------------------------------------------------------ translation
@@ -78,11 +73,6 @@ fi"""
 def _is_remote(source: str) -> bool:
     scheme = urlparse(source).scheme
     return bool(scheme) and scheme != "file" and len(scheme) > 1  # "C:" is not a scheme
-
-
-def hadoop_url(source: str) -> str:
-    """Hadoop reads S3 through ``s3a://``."""
-    return "s3a://" + source[len("s3://"):] if source.startswith("s3://") else source
 
 
 def _visibility(resource: Resource, spec: LaunchSpec) -> str:
@@ -301,21 +291,13 @@ def _format_app_report(report: Any) -> str:
 
 def _local_log_dirs() -> List[Path]:
     """``yarn.nodemanager.log-dirs`` of the client's yarn-site.xml, when on this machine."""
-    conf_dir = os.environ.get("HADOOP_CONF_DIR") or (
-        os.path.join(os.environ["HADOOP_HOME"], "etc", "hadoop")
-        if os.environ.get("HADOOP_HOME") else None)
-    if not conf_dir:
+    directory = hadoop_conf.conf_dir()
+    if directory is None:
         return []
-    try:
-        root = ET.parse(os.path.join(conf_dir, "yarn-site.xml")).getroot()
-    except (OSError, ET.ParseError):
-        return []
-    for prop in root.iter("property"):
-        if (prop.findtext("name") or "").strip() == "yarn.nodemanager.log-dirs":
-            value = (prop.findtext("value") or "").strip()
-            dirs = [Path(urlparse(d).path if "://" in d else d) for d in value.split(",")]
-            return [d for d in dirs if d.is_dir()]
-    return []
+    value = hadoop_conf.read_properties(directory / "yarn-site.xml").get(
+        "yarn.nodemanager.log-dirs", "")
+    dirs = [Path(urlparse(d).path if "://" in d else d) for d in value.split(",") if d]
+    return [d for d in dirs if d.is_dir()]
 
 
 def local_node_logs(app_id: str) -> Optional[Dict[str, str]]:
@@ -373,3 +355,143 @@ def application_logs(client: "skein.Client", app_id: str,
         return logs
     local = local_node_logs(app_id)
     return skein.model.ApplicationLogs(app_id, local) if local else None
+
+
+# ------------------------------------------------- applications of long-running services
+# (the YARN side of the Dask and Ray clusters)
+
+def services_application(name: str, services: Dict[str, Any], queue: Optional[str] = None,
+                         node_label: Optional[str] = None,
+                         hadoop_file_systems: Optional[Sequence[str]] = None) -> Any:
+    """A skein ``ApplicationSpec`` of long-running ``services`` (one attempt: a cluster that
+    fails is reported, not restarted), with the delegation tokens of ``hadoop_file_systems``."""
+    import skein
+
+    for service in services.values():
+        if node_label:
+            service.node_label = node_label
+    app = skein.ApplicationSpec(name=name, services=services, max_attempts=1,
+                                file_systems=[hadoop_url(f) for f in hadoop_file_systems or []])
+    if queue:
+        app.queue = queue
+    return app
+
+
+def container_host(host: Optional[str] = None) -> str:
+    """The address a service in a container announces: ``host``, else the node's name as
+    YARN knows it (``NM_HOST``), else this host's name."""
+    import socket
+
+    return host or os.environ.get("NM_HOST") or socket.gethostname()
+
+
+def failed_containers(client: "skein.Client", app_id: str, app: Any,
+                       services: Sequence[str]) -> List[str]:
+    report = client.application_report(app_id)
+    if str(report.state) in ("FINISHED", "FAILED", "KILLED"):
+        return [f"application {app_id} is {report.state} ({report.final_status}): "
+                f"{report.diagnostics}"]
+    containers = app.get_containers(services=list(services), states=["FAILED"])
+    return [f"{c.id} ({c.service_name}) failed on {c.yarn_node_http_address}: "
+            f"{c.exit_message}" for c in containers]
+
+
+def shutdown_app(client: "skein.Client", app_id: str, app: Any) -> None:
+    try:
+        app.shutdown("SUCCEEDED")
+    except Exception:
+        try:
+            client.kill_application(app_id)
+        except Exception as exc:  # pragma: no cover
+            _logger.warning("cannot kill %s: %s", app_id, exc)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if str(client.application_report(app_id).state) in ("FINISHED", "FAILED",
+                                                                  "KILLED"):
+                return
+        except Exception:  # pragma: no cover
+            return
+        time.sleep(0.5)
+    client.kill_application(app_id)
+
+
+def _diagnostics(client: "skein.Client", app_id: str, report: Any) -> str:
+    text = (f"application {app_id} is {report.state} ({report.final_status}):\n"
+            f"{report.diagnostics}")
+    try:
+        logs = application_logs(client, app_id, log_tries=3, retry_secs=1)
+    except Exception:  # pragma: no cover
+        logs = None
+    if logs:
+        for key, value in logs.items():
+            text += f"\n--- {key}\n{value[-3000:]}"
+    return text
+
+
+def wait_for_key(client: "skein.Client", app_id: str, key: str, timeout: float
+                 ) -> "tuple[Any, str]":
+    """Connect to ``app_id`` and wait for ``key`` in its key-value store; raise
+    :class:`ClusterError` with YARN's diagnostics and the container logs if the
+    application ends (or does not start) first."""
+    deadline = time.monotonic() + timeout
+    app = None
+    while True:
+        report = client.application_report(app_id)
+        state = str(report.state)
+        if state in ("FINISHED", "FAILED", "KILLED"):
+            raise ClusterError(_diagnostics(client, app_id, report))
+        if state == "RUNNING":
+            if app is None:
+                app = client.connect(app_id, wait=False)
+            value = app.kv.get(key)
+            if value is not None:
+                return app, value.decode()
+            failed = app.get_containers(states=["FAILED"])
+            if failed:
+                raise ClusterError(
+                    "containers failed while starting:\n"
+                    + "\n".join(f"{c.id} ({c.service_name}): {c.exit_message}" for c in failed)
+                    + "\n" + _diagnostics(client, app_id, report))
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{key!r} not published after {timeout} s; "
+                               + _diagnostics(client, app_id, report))
+        time.sleep(1)
+
+
+def skein_service(spec: LaunchSpec, instances: int, vcores: int, memory: str,
+             pre_script_hook: Optional[str], env: Optional[Dict[str, str]],
+             max_restarts: int) -> Any:
+    import skein
+
+    check_parts(spec)
+    return skein.Service(resources=skein.Resources(memory=memory, vcores=vcores),
+                         instances=instances, files=files_of(spec),
+                         env={**CONTAINER_ENV, **(env or {})},
+                         script=container_script(spec, pre_script_hook),
+                         max_restarts=max_restarts)
+
+
+def submit_and_wait_for_key(skein_client: Optional["skein.Client"], app_spec: Any, key: str,
+                            timeout: float, what: str) -> "tuple[Any, bool, str, Any, str]":
+    """Submit ``app_spec`` and wait for ``key`` (see :func:`wait_for_key`).
+
+    Returns ``(client, owns_client, app_id, app, value)``; on failure the application is
+    killed and a client created here is closed before the error propagates.
+    """
+    import skein
+
+    owns = skein_client is None
+    client = skein_client or skein.Client()
+    app_id = client.submit(app_spec)
+    _logger.info("%s on YARN: %s", what, app_id)
+    try:
+        app, value = wait_for_key(client, app_id, key, timeout)
+    except BaseException:
+        try:
+            client.kill_application(app_id)
+        finally:
+            if owns:
+                client.close()
+        raise
+    return client, owns, app_id, app, value

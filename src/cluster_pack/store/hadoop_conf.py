@@ -57,3 +57,13 @@ def default_fs() -> Optional[str]:
     if not value or value.startswith("file:"):
         return None
     return value.rstrip("/")
+
+
+def hadoop_url(url: str) -> str:
+    """The URL Hadoop (YARN's localization, Spark) reads for ``url``: its S3 connector is
+    ``s3a://``; other URLs are unchanged.
+
+    >>> hadoop_url("s3://bucket/envs/me.pex")
+    's3a://bucket/envs/me.pex'
+    """
+    return "s3a://" + url[len("s3://"):] if url.startswith("s3://") else url

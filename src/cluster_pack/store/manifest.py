@@ -151,6 +151,24 @@ class LegacyManifest(Exception):
         return list(self.data.get(PACKAGE_INSTALLED_KEY, []))
 
 
+def artifact_name(package_path: str) -> str:
+    """The artifact's file name, last component of its path or URL.
+
+    >>> artifact_name("hdfs://nn/user/me/envs/me.pex.zip")
+    'me.pex.zip'
+    """
+    return package_path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def env_name_of(package_path: str) -> str:
+    """The environment's name, the original's rule: the artifact's name before ``.pex``.
+
+    >>> env_name_of("/user/me/envs/me.pex.zip")
+    'me'
+    """
+    return artifact_name(package_path).split(".pex")[0]
+
+
 def run_info_for(artifact_name: str, layout: str = "") -> RunInfo:
     """The original's ``get_pyenv_usage_from_archive`` rules (and the parts layout's:
     the packed directory is assembled as ``<name>.pex`` and run through its ``__main__.py``)."""

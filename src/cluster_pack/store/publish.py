@@ -42,6 +42,7 @@ from cluster_pack.store import hadoop_conf, parts_pool
 from cluster_pack.store.manifest import (
     LAYOUT_PARTS,
     Manifest,
+    env_name_of,
     manifest_path,
     read_manifest,
     run_info_for,
@@ -337,7 +338,7 @@ def _running_environment() -> Optional[_Running]:
 def _republish_running(running: _Running, package_path: Optional[str],
                        fs_args: Optional[Dict[str, Any]], reporter: Reporter) -> PublishResult:
     """Inside a packed environment: reuse it, never pack again."""
-    env_name = Path(running.local_artifact).name.split(".pex")[0]
+    env_name = env_name_of(running.local_artifact)
     if running.package_path and (not package_path or package_path == running.package_path):
         reporter.step(f"running from {running.package_path}: reusing it")
         return PublishResult(running.package_path, env_name, None, False, 0,
@@ -402,7 +403,7 @@ def publish_zip(
         raise ConfigurationError(
             f"{zip_file}: unsupported archive, must be a .pex or .pex.zip file")
     large = source_name.endswith(LARGE_PEX_SUFFIX)
-    env_name = source_name.split(".pex")[0]
+    env_name = env_name_of(source_name)
     if not package_path:
         if sys.prefix != sys.base_prefix:  # the original named it after the venv
             env_name = environment.default_env_name()
@@ -502,7 +503,7 @@ def publish_spec(
     if not force_upload:
         current = read_manifest(store, path)
         if current is not None and current.fingerprint == f"spec:{digest}" and store.exists(path):
-            return PublishResult(store.url(path), Path(path).name.split(".pex")[0], current,
+            return PublishResult(store.url(path), env_name_of(path), current,
                                  False, 0, "unchanged: same requirements file")
     workdir = _workdir(store, path)
     with tempfile.TemporaryDirectory(dir=workdir,
@@ -528,6 +529,6 @@ def publish_spec(
         with contextlib.suppress(Exception):
             env = environment.current_environment()
         manifest = _manifest_for(built, Path(path).name, [digest], f"spec:{digest}", env,
-                                 Path(path).name.split(".pex")[0])
+                                 env_name_of(path))
         written = _write(store, out, path, manifest, reporter)
     return PublishResult(store.url(path), manifest.env_name, manifest, True, written, "built")

@@ -1,4 +1,5 @@
-"""Re-creating the packed pex directory on a node from its localized parts.
+"""The shell lines every engine runs on a node before the job: re-creating the packed pex
+directory from its localized parts, and choosing ``PEX_ROOT`` (one policy for all engines).
 
 Every engine localizes each part under a flat link name (``cpack-<sha256>``) through its own
 cache (YARN's localization cache with ``private`` visibility, Spark's fetch cache, the local
@@ -63,3 +64,34 @@ def materialize(parts: Sequence[Part], dest: Path,
         if part.executable:
             os.chmod(target, 0o755)
     return dest
+
+
+# The pex runtime installs the environment into PEX_ROOT on its first start and re-uses it;
+# whoever can write there can change the code of every later job, so an absolute PEX_ROOT
+# (the engine's per-node default, or the user's) is used only when it is a directory of
+# this user that nobody else can write, else the job uses its own working directory.
+_PEX_ROOT_LINES = r"""root=${PEX_ROOT:-__DEFAULT__}
+[ -n "$root" ] || root=.pex
+case "$root" in
+  /*)
+    (umask 077 && mkdir -p "$root") 2>/dev/null
+    if [ -L "$root" ] || [ -z "$(find "$root" -prune -type d -user "$(id -u)" ! -perm -020 ! -perm -002 2>/dev/null)" ]; then
+      echo "cluster-pack: PEX_ROOT $root is not a private directory of $(id -un), using $PWD/.pex" >&2
+      root="$PWD/.pex"
+    fi ;;
+  *) root="$PWD/$root" ;;
+esac
+export PEX_ROOT="$root"
+"""  # noqa: E501
+
+# YARN's default: one cache per user and node, kept between applications
+NODE_PEX_ROOT = "${HOME:+$HOME/.cache/cluster-pack/pex_root}"
+# a directory of the working directory: one installation per container or executor
+WORKDIR_PEX_ROOT = ".pex"
+
+
+def pex_root_lines(default: str) -> str:
+    """POSIX shell lines exporting ``PEX_ROOT``: the one already set in the environment,
+    else ``default`` (a shell word, :data:`NODE_PEX_ROOT` or :data:`WORKDIR_PEX_ROOT`),
+    checked as the policy above says. Relative values are made absolute from ``$PWD``."""
+    return _PEX_ROOT_LINES.replace("__DEFAULT__", default)

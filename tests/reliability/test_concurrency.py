@@ -309,7 +309,6 @@ def test_a_part_published_meanwhile_is_never_rewritten(where, tmp_path, request,
     (part absent), A publishes it, then B publishes: B must leave A's part as it is (same
     file, same timestamp), since YARN refuses a resource whose timestamp changed after
     the submission of a job that uses it."""
-    from cluster_pack.pack import parts
     from tests.reliability.conftest import make_packed_dir, publish_parts
 
     if where == "hdfs":
@@ -326,7 +325,7 @@ def test_a_part_published_meanwhile_is_never_rewritten(where, tmp_path, request,
     before = _stamps(f"{base}/a.pex")
     time.sleep(1.1)  # any rewrite now shows in the timestamps (1 s or 1 ms resolution)
     # B's listing was made before A published: every part looks missing to it
-    monkeypatch.setattr(parts, "missing", lambda store, path, wanted: list(
+    monkeypatch.setattr(parts_pool, "missing", lambda store, path, wanted: list(
         {p.sha256: p for p in wanted}.values()))
     summary.add("faults_injected")
     manifest_b = publish_parts(env_b, f"{base}/b.pex")

@@ -21,7 +21,11 @@ import os
 import shlex
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
+    from cluster_pack.store.manifest import Manifest
+    from cluster_pack.store.storage import Store
 
 from cluster_pack.errors import ClusterPackError, ConfigurationError
 from cluster_pack.store import parts_pool
@@ -154,7 +158,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _missing_parts(store: Any, path: str, manifest: Any) -> List[str]:
+def _missing_parts(store: "Store", path: str, manifest: "Manifest") -> List[str]:
     """Paths of the parts the pool lacks (empty for a single-file layout)."""
 
     if not manifest.is_parts:
@@ -211,7 +215,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parts_row(store: Any, manifest_entry: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
+def _parts_row(store: "Store", manifest_entry: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
     """The ``ls`` row of a parts environment: it has a manifest but no file at its path.
 
     Any other JSON file of the directory (not a manifest, a manifest of something else,

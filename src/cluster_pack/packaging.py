@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Collection, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 
 from cluster_pack import settings
-from cluster_pack.errors import BuildError, ConfigurationError
-from cluster_pack.pack import environment
+from cluster_pack.errors import BuildError, ConfigurationError, IntegrityError
+from cluster_pack.pack import editables, environment
 from cluster_pack.pack import pex as pex_tool
 from cluster_pack.store import hadoop_conf
-from cluster_pack.store.manifest import env_name_of
+from cluster_pack.store.manifest import env_name_of, run_info_for
 
 _logger = logging.getLogger(__name__)
 
@@ -325,7 +325,6 @@ def get_editable_requirements(executable: str = sys.executable,
             package_dir = os.path.dirname(spec.origin)
             found[os.path.basename(package_dir)] = package_dir
         return found
-    from cluster_pack.pack import editables
 
     result: Dict[str, str] = {}
     for dist in _environment_of(executable).editables.values():
@@ -416,8 +415,6 @@ def get_pyenv_usage_from_archive(path_to_archive: str) -> PythonEnvDescription:
     PythonEnvDescription(path_to_archive='hdfs:///user/me/envs/myenv.pex', \
 interpreter_cmd='./myenv.pex', dest_path='myenv.pex', must_unpack=False)
     """
-    from cluster_pack.errors import IntegrityError
-    from cluster_pack.store.manifest import run_info_for
 
     name = os.path.basename(path_to_archive)
     try:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from cluster_pack.errors import ClusterError  # noqa: F401  (re-exported)
+from cluster_pack.launch import local as runner
 from cluster_pack.launch import spec as launch
 from cluster_pack.launch import yarn
 from cluster_pack.launch.processes import (
@@ -53,7 +54,7 @@ from cluster_pack.launch.yarn import (
     skein_service,
     submit_and_wait_for_key,
 )
-from cluster_pack.store.manifest import read_published_manifest
+from cluster_pack.store.manifest import artifact_name, read_published_manifest, run_info_for
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -335,7 +336,6 @@ def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
     >>> env["py_executable"]                                                     # doctest: +SKIP
     '/nfs/envs/me.pex/__main__.py'
     """
-    from cluster_pack.store.manifest import artifact_name, run_info_for
 
     run = run_info_for(artifact_name(package_path))
     if fetch_to is not None:
@@ -382,7 +382,6 @@ def _published_as_parts(package_path: str, fs_args: Optional[Dict[str, Any]]) ->
 def _fetch(package_path: str, dest_dir: str, fs_args: Optional[Dict[str, Any]],
            unpack: bool) -> Path:
     """The environment fetched (verified) into ``dest_dir``, as a runnable path."""
-    from cluster_pack.launch import local as runner
 
     fetched = runner.fetch_env(package_path, dest_dir, fs_args)
     if not unpack:

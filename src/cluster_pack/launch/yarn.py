@@ -50,11 +50,12 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlparse
 
 from cluster_pack import settings
-from cluster_pack.errors import ClusterError
+from cluster_pack.errors import ClusterError, ClusterPackError, IntegrityError
 from cluster_pack.launch import script
 from cluster_pack.launch.spec import LaunchSpec, Resource, function_launch_spec
-from cluster_pack.store import hadoop_conf
+from cluster_pack.store import hadoop_conf, parts_pool
 from cluster_pack.store.hadoop_conf import hadoop_url
+from cluster_pack.store.storage import Store
 
 if TYPE_CHECKING:  # pragma: no cover
     import skein
@@ -94,9 +95,6 @@ def check_parts(spec: LaunchSpec) -> None:
     manifest = spec.manifest
     if manifest is None or not manifest.is_parts:
         return
-    from cluster_pack.errors import ClusterPackError, IntegrityError
-    from cluster_pack.store import parts_pool
-    from cluster_pack.store.storage import Store
 
     try:
         store, path = Store.for_url(spec.package_path)

@@ -47,7 +47,7 @@ from cluster_pack.errors import BuildError, PackageSelectionError
 from cluster_pack.pack import distzip, singlefile
 from cluster_pack.pack import parts as parts_module
 from cluster_pack.pack import pex as pex_tool
-from cluster_pack.pack.environment import Distribution
+from cluster_pack.pack.environment import Distribution, inspect_site_packages
 from cluster_pack.pack.packspec import PackSpec, Requirement
 from cluster_pack.settings import LayoutOptimization
 
@@ -357,7 +357,6 @@ class PexBuilder:
             raise PackageSelectionError(
                 "cannot install additional_packages "
                 f"{', '.join(map(str, spec.to_resolve))}: {exc}") from None
-        from cluster_pack.pack.environment import inspect_site_packages
 
         after = inspect_site_packages(target, (site,)).distributions
         wanted = {r.key for r in spec.requirements}

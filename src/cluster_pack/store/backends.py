@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple
 from urllib.parse import urlparse
 
 from cluster_pack.errors import ConfigurationError, StorageError
+from cluster_pack.store import hadoop_conf
 
 # fast failure for a namenode that is down (hdfs-native defaults hang ~3 minutes)
 HDFS_FAST_FAIL = {
@@ -83,7 +84,6 @@ def resolve(url: str, scheme: str, fs_args: Dict[str, Any]) -> Resolved:
 
 def hdfs_config(fs_args: Dict[str, Any]) -> Dict[str, str]:
     """hdfs-native config overrides: ``fs_args`` plus fast-fail defaults not set elsewhere."""
-    from cluster_pack.store import hadoop_conf
 
     site = hadoop_conf.load()
     config = {k: str(v) for k, v in fs_args.items()}

@@ -27,14 +27,15 @@ from urllib.parse import urlparse
 from cluster_pack import settings
 from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
 from cluster_pack.pack import editables, environment
+from cluster_pack.pack import pex as pex_tool
 from cluster_pack.pack.builder import (
     LARGE_PEX_SUFFIX,
     PEX_SUFFIX,
-    PEX_TOOL_OPTIONS,
     BuiltArtifact,
     PexBuilder,
     file_sha256,
     needs_large_layout,
+    zip_directory,
 )
 from cluster_pack.pack.packspec import PackSpec, select_requirements
 from cluster_pack.progress import Reporter
@@ -507,18 +508,11 @@ def publish_spec(
     workdir = _workdir(store, path)
     with tempfile.TemporaryDirectory(dir=workdir,
                                      prefix=f".{Path(path).name}{TMP_MARKER}spec-") as tmp:
-        from cluster_pack.pack import pex as pex_tool
-        from cluster_pack.pack.builder import run_tool, zip_directory
-
         layout = settings.get_layout_optimization()
         out = Path(tmp) / ("env.pex" if not allow_large_pex else "env-dir.pex")
-        cmd = pex_tool.pex_command() + ["--venv", "--no-emit-warnings", *PEX_TOOL_OPTIONS,
-                                      "--max-install-jobs", "0", "-r", str(spec_path),
-                                      "-o", str(out)]
-        if allow_large_pex:
-            cmd += ["--layout", layout.pex_layout]
         reporter.step(f"resolving and building {spec_file}")
-        run_tool(cmd, "pex")
+        pex_tool.run_pex(out, requirements_file=spec_path,
+                         layout=layout.pex_layout if allow_large_pex else None)
         if allow_large_pex:
             zipped = Path(tmp) / "env.pex.zip"
             zip_directory(out, zipped, compress=layout.compress)

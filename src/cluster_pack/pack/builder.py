@@ -48,6 +48,7 @@ from cluster_pack.pack import parts as parts_module
 from cluster_pack.pack import pex as pex_tool
 from cluster_pack.pack.environment import Distribution
 from cluster_pack.pack.packspec import PackSpec, Requirement
+from cluster_pack.pack.record import installed_size
 from cluster_pack.settings import LayoutOptimization
 
 _logger = logging.getLogger(__name__)
@@ -79,24 +80,6 @@ class BuiltArtifact:
 
 
 file_sha256 = parts_module.file_sha256
-
-
-def installed_size(distributions: Sequence[Distribution]) -> tuple:
-    """(bytes, files) installed by these distributions, from their RECORD files."""
-    total, count = 0, 0
-    for dist in distributions:
-        record = dist.metadata_dir / "RECORD"
-        try:
-            lines = record.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.rsplit(",", 2)
-            if len(parts) == 3:
-                count += 1
-                if parts[2].isdigit():
-                    total += int(parts[2])
-    return total, count
 
 
 class PexBuilder:
@@ -389,6 +372,6 @@ def zip_directory(source: Path, output: Path, compress: bool) -> None:
 def needs_large_layout(spec_distributions: Sequence[Distribution], threshold: int,
                        max_entries: int) -> bool:
     """True when a single-file zipapp would be too large for CPython < 3.13 to run."""
-    size, files = installed_size(spec_distributions)
+    size, files = installed_size(d.metadata_dir for d in spec_distributions)
     return size > threshold or files > max_entries
 

@@ -62,7 +62,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from cluster_pack import settings
+from cluster_pack.cache import CacheDir
 from cluster_pack.launch.spec import (
     EDITABLE_DIRS_ENV_VAR,
     LaunchSpec,
@@ -201,7 +201,7 @@ def write_launcher(target: str, directory: Optional[Path] = None, setup: str = "
     """Write the launcher (content-addressed name: its text, setup included) and return its path."""
     text = launcher_script(target, setup)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    directory = directory or settings.ensure_private_dir(settings.get_cache_dir() / "spark")
+    directory = directory or CacheDir.SPARK.ensure()
     path = Path(directory) / f"{LAUNCHER_PREFIX}{digest}.sh"
     if not path.exists() or path.read_text() != text:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

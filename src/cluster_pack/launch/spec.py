@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from cluster_pack import settings
+from cluster_pack.cache import CacheDir
 from cluster_pack.errors import ConfigurationError
 from cluster_pack.launch import assembly, run_function
 from cluster_pack.pack import editables, environment, parts
@@ -142,7 +143,7 @@ def editable_resources(workdir: Optional[Path] = None) -> List[Resource]:
     In a normal venv these are the editable installs. Inside a job (a job launching a
     job) they are the unpacked directories the launcher listed in ``C_PACK_EDITABLE_DIRS``.
     """
-    out = workdir or settings.ensure_private_dir(settings.get_cache_dir() / "editables")
+    out = workdir or CacheDir.EDITABLES.ensure()
     if environment.running_artifact():
         zips = []
         for name in filter(None, os.environ.get(EDITABLE_DIRS_ENV_VAR, "").split(",")):
@@ -189,7 +190,7 @@ def editable_index_resource(sources: Sequence[Resource],
     names = sorted({name for r in sources for name in _top_level_packages(Path(r.source))})
     if not names:
         return None
-    out = workdir or settings.get_cache_dir() / "editables"
+    out = workdir or CacheDir.EDITABLES.path()
     path, digest = _write_named(out, EDITABLE_PACKAGES_INDEX, "",
                                 "".join(f"{n}\n" for n in names).encode())
     return Resource(str(path), EDITABLE_PACKAGES_INDEX, "file", path.stat().st_size, digest)
@@ -289,7 +290,7 @@ def function_runner_resource() -> Resource:
     environment's if it has the driver's major version, else the shipped one). Built
     once per process, written once under the cache directory, named by content.
     """
-    path, digest = _write_named(settings.get_cache_dir() / "runner", "cluster_pack_runner",
+    path, digest = _write_named(CacheDir.RUNNER.path(), "cluster_pack_runner",
                                 ".zip", _runner_zip_bytes())
     return Resource(str(path), FUNCTION_RUNNER_ZIP, "file", path.stat().st_size, digest)
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from cluster_pack import settings
+from cluster_pack.cache import CacheDir
 from cluster_pack.errors import BuildError, PackageSelectionError
 from cluster_pack.pack import distzip, singlefile
 from cluster_pack.pack import parts as parts_module
@@ -167,7 +168,7 @@ class PexBuilder:
             distzip.FORMAT, importlib.metadata.version("pex"), sys.executable,
             sys.version, spec.compress, spec.include_pex_tools,
             pex_tool.PEX_TOOL_OPTIONS]).encode()).hexdigest()[:24]
-        return settings.get_cache_dir() / "pex-runtimes" / key
+        return CacheDir.PEX_RUNTIMES.path() / key
 
     def _assemble_parts(self, spec: PackSpec, template: Path, zips: Sequence[tuple],
                         workdir: Path, name: str) -> BuiltArtifact:

@@ -25,6 +25,7 @@ from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tup
 from urllib.parse import urlparse
 
 from cluster_pack import settings
+from cluster_pack.cache import CacheDir
 from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
 from cluster_pack.pack import editables, environment
 from cluster_pack.pack import pex as pex_tool
@@ -72,7 +73,7 @@ def default_env_dir() -> str:
     fs = hadoop_conf.default_fs()
     if fs:
         return f"{fs}/user/{settings.get_current_user()}/envs"
-    return str(settings.get_cache_dir() / "envs")
+    return str(CacheDir.ENVS.path())
 
 
 def default_package_path(env_name: str, large: bool = False) -> str:
@@ -124,7 +125,7 @@ def _workdir(store: Store, path: str) -> Path:
         directory = Path(path).parent
         os.makedirs(directory, mode=0o750, exist_ok=True)
     else:
-        directory = settings.ensure_private_dir(settings.get_cache_dir() / "build")
+        directory = CacheDir.BUILD.ensure()
     # builds killed with SIGKILL leave temporaries here: sweep the stale ones
     local, local_dir = Store.for_url(str(directory))
     local.remove_stale_temporaries(local_dir)

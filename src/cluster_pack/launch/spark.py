@@ -62,6 +62,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
+from cluster_pack.atomic import write_bytes
 from cluster_pack.cache import CacheDir
 from cluster_pack.launch.spec import (
     EDITABLE_DIRS_ENV_VAR,
@@ -204,10 +205,7 @@ def write_launcher(target: str, directory: Optional[Path] = None, setup: str = "
     directory = directory or CacheDir.SPARK.ensure()
     path = Path(directory) / f"{LAUNCHER_PREFIX}{digest}.sh"
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
+        write_bytes(path, text.encode(), mode=0o755)
     return path
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from cluster_pack import settings
+from cluster_pack.atomic import write_bytes
 from cluster_pack.cache import CacheDir
 from cluster_pack.errors import ConfigurationError
 from cluster_pack.launch import assembly, run_function
@@ -165,9 +166,7 @@ def _write_named(directory: Path, stem: str, suffix: str, content: bytes) -> Tup
     digest = hashlib.sha256(content).hexdigest()
     path = settings.ensure_private_dir(directory) / f"{stem}-{digest[:16]}{suffix}"
     if not path.is_file():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        write_bytes(path, content)
     return path, digest
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from cluster_pack import settings
+from cluster_pack.atomic import atomic_write
 from cluster_pack.cache import CacheDir
 from cluster_pack.errors import BuildError, PackageSelectionError
 from cluster_pack.pack import distzip, singlefile
@@ -151,9 +152,8 @@ class PexBuilder:
             self._pex(spec, None, [], built, "packed")
             # pex hard-links .bootstrap out of its own cache and touches that file when it
             # reuses it: a copy of our own keeps the parts' mtime still (YARN checks it)
-            private = built / ".bootstrap.copy"
-            shutil.copyfile(built / ".bootstrap", private)
-            os.replace(private, built / ".bootstrap")
+            with atomic_write(built / ".bootstrap") as private:
+                shutil.copyfile(built / ".bootstrap", private)
             (built / RUNTIME_SHA256).write_text(file_sha256(built / ".bootstrap"))
             try:
                 os.rename(built, template)
@@ -360,14 +360,12 @@ def _hardlink_tree(source: Path, target: Path) -> None:
 def zip_directory(source: Path, output: Path, compress: bool) -> None:
     """Zip a directory's content (streamed; ZIP64 as needed) at the archive root."""
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    tmp = output.with_name(output.name + ".partial")
-    with zipfile.ZipFile(tmp, "w", method, allowZip64=True) as zf:
+    with atomic_write(output) as tmp, zipfile.ZipFile(tmp, "w", method, allowZip64=True) as zf:
         for root, dirs, files in os.walk(source):
             dirs.sort()
             for f in sorted(files):
                 path = Path(root) / f
                 zf.write(path, path.relative_to(source).as_posix())
-    os.replace(tmp, output)
 
 
 def needs_large_layout(spec_distributions: Sequence[Distribution], threshold: int,

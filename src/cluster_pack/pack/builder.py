@@ -48,17 +48,13 @@ from cluster_pack.errors import BuildError, PackageSelectionError
 from cluster_pack.pack import distzip, singlefile
 from cluster_pack.pack import parts as parts_module
 from cluster_pack.pack import pex as pex_tool
-from cluster_pack.pack.environment import Distribution
+from cluster_pack.pack.layout import LARGE_PEX_SUFFIX, PEX_SUFFIX
 from cluster_pack.pack.packspec import PackSpec, Requirement
-from cluster_pack.pack.record import installed_size
-from cluster_pack.settings import LayoutOptimization
 
 _logger = logging.getLogger(__name__)
 
-PEX_SUFFIX = ".pex"
 # next to the cached runtime template: the sha256 of its .bootstrap (4 MB, never re-hashed)
 RUNTIME_SHA256 = ".bootstrap.sha256"
-LARGE_PEX_SUFFIX = ".pex.zip"
 
 ProgressCallback = Callable[[str], None]
 
@@ -221,15 +217,13 @@ class PexBuilder:
         packed = self.build_parts(spec, workdir, name, rebuild)
         if not spec.single_file:
             return packed
-        suffix = LARGE_PEX_SUFFIX if spec.large else PEX_SUFFIX
-        layout = (LayoutOptimization[spec.layout_optimization].pex_layout if spec.large
-                  else singlefile.ZIPAPP)
-        output = workdir / f"{name}.single{suffix}"
+        kind = spec.file_kind
+        output = workdir / f"{name}.single{kind.suffix}"
         self._progress(f"writing the single-file artifact ({_mib(packed.size)} MiB, "
-                       f"{layout} layout)")
+                       f"{kind} layout)")
         try:
             single = singlefile.write(
-                packed.path, output, layout, spec.environment.python_version,
+                packed.path, output, kind, spec.environment.python_version,
                 sources=[(arcname, Path(path)) for arcname, path in spec.editable_sources])
         except BaseException:
             shutil.rmtree(packed.path, ignore_errors=True)
@@ -366,11 +360,3 @@ def zip_directory(source: Path, output: Path, compress: bool) -> None:
             for f in sorted(files):
                 path = Path(root) / f
                 zf.write(path, path.relative_to(source).as_posix())
-
-
-def needs_large_layout(spec_distributions: Sequence[Distribution], threshold: int,
-                       max_entries: int) -> bool:
-    """True when a single-file zipapp would be too large for CPython < 3.13 to run."""
-    size, files = installed_size(d.metadata_dir for d in spec_distributions)
-    return size > threshold or files > max_entries
-

@@ -45,12 +45,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from cluster_pack.atomic import atomic_write
 from cluster_pack.errors import BuildError
+from cluster_pack.pack.layout import FileKind
 from cluster_pack.pack.parts import file_sha256
 
-ZIPAPP = "zipapp"
-PACKED = "packed"
-LOOSE = "loose"
-LAYOUTS = (ZIPAPP, PACKED, LOOSE)
+ZIPAPP, PACKED, LOOSE = FileKind.ZIPAPP, FileKind.PACKED, FileKind.LOOSE
+LAYOUTS = tuple(kind.value for kind in FileKind)
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _U32 = 0xFFFFFFFF

@@ -225,7 +225,17 @@ def get_compress() -> bool:
     return (_env("C_PACK_COMPRESS") or "0").lower() in ("1", "true", "yes", "on")
 
 
-class Layout(str, enum.Enum):
+class StringEnum(str, enum.Enum):
+    """An enum whose members are the strings they replace: equal to them, printed as them."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return str(self.value).__format__(spec)
+
+
+class Layout(StringEnum):
     """What ``upload_env`` publishes (``C_PACK_LAYOUT``); equal to its value as a string.
 
     - ``pex+parts`` (default): the original's single file at the returned path, plus the
@@ -238,12 +248,6 @@ class Layout(str, enum.Enum):
     PEX_AND_PARTS = "pex+parts"
     PARTS = "parts"
     PEX = "pex"
-
-    def __str__(self) -> str:  # the value, as the string it replaces printed
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return self.value.__format__(spec)
 
     @property
     def parts(self) -> bool:

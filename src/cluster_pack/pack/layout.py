@@ -31,13 +31,12 @@ limits, the :class:`~cluster_pack.settings.LayoutOptimization`) into a
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple, Union
 
 from cluster_pack import settings
 from cluster_pack.errors import ConfigurationError
-from cluster_pack.settings import Layout, LayoutOptimization
+from cluster_pack.settings import Layout, LayoutOptimization, StringEnum
 
 __all__ = ["Layout", "FileKind", "LayoutChoice", "choose_layout", "check_package_path",
            "artifact_path", "published_layout", "PEX_SUFFIX", "LARGE_PEX_SUFFIX",
@@ -50,18 +49,12 @@ PUBLISHED_PEX = "pex"
 PUBLISHED_PEX_ZIP = "pex.zip"
 
 
-class FileKind(str, enum.Enum):
+class FileKind(StringEnum):
     """The single file's kind, as :mod:`cluster_pack.pack.singlefile` writes it."""
 
     ZIPAPP = "zipapp"  # ``env.pex``: ``python env.pex -m mod``
     PACKED = "packed"  # ``env.pex.zip``: unpacked as ``pyenv/``, one zip per distribution
     LOOSE = "loose"  # ``env.pex.zip``: unpacked as ``pyenv/``, the distributions unzipped
-
-    def __str__(self) -> str:  # the value, as the string it replaces printed
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return self.value.__format__(spec)
 
     @property
     def large(self) -> bool:

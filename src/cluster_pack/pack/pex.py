@@ -97,8 +97,12 @@ def run_pex(
     Raises :class:`BuildError` naming the output with the tail of pex's stderr. An outer
     pex runtime's ``PEX`` variable is not passed to the build.
     """
-    cmd = pex_command(python) + ["--venv", "--no-emit-warnings", "--max-install-jobs", "0",
-                                 *inherit_path_options(inherit_path)]
+    cmd = pex_command(python) + [
+        "--venv",  # warm starts re-exec an installed venv: as fast as a plain venv
+        "--no-emit-warnings",
+        "--max-install-jobs", "0",  # first start installs distributions in parallel
+        *inherit_path_options(inherit_path),
+    ]
     if layout is not None:
         cmd += ["--layout", layout]
     if compress is not None:

@@ -21,7 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlparse
 
 from cluster_pack import settings
@@ -80,15 +80,20 @@ def default_env_dir() -> str:
     return str(CacheDir.ENVS.path())
 
 
+def _in_env_dir(name: str) -> Callable[[], str]:
+    """``default_env_dir()/name``, computed when called (only without an explicit path)."""
+    return lambda: f"{default_env_dir()}/{name}"
+
+
 def default_package_path(env_name: str, large: bool = False) -> str:
-    return artifact_path(None, large, lambda: f"{default_env_dir()}/{env_name}")
+    return artifact_path(None, large, _in_env_dir(env_name))
 
 
 def normalize_package_path(package_path: Optional[str], env_name: str, large: bool) -> str:
     """Validate a user-given target (or compute the default one)."""
     if package_path:
         check_package_path(package_path, env_name)
-    return artifact_path(package_path, large, lambda: f"{default_env_dir()}/{env_name}")
+    return artifact_path(package_path, large, _in_env_dir(env_name))
 
 
 def _resolve(target: str, fs_args: Optional[Dict[str, Any]]) -> Tuple[Store, str]:
@@ -168,7 +173,7 @@ def publish_env(
     installed = [r.installed.metadata_dir for r in requirements if r.installed is not None]
     choice = choose_layout(layout, allow_large_pex=allow_large_pex, package_path=package_path,
                            env_name=env.name, installed=lambda: installed_size(installed))
-    target = choice.artifact_path(package_path, lambda: f"{default_env_dir()}/{env.name}")
+    target = choice.artifact_path(package_path, _in_env_dir(env.name))
     spec = PackSpec(
         environment=env,
         requirements=requirements,
@@ -498,8 +503,7 @@ def publish_spec(
     if package_path and not (package_path.endswith(PEX_SUFFIX)
                              or package_path.endswith(LARGE_PEX_SUFFIX)):
         package_path = f"{package_path.rstrip('/')}/{unique}{PEX_SUFFIX}"  # a directory
-    package_path = artifact_path(package_path, allow_large_pex,
-                                 lambda: f"{default_env_dir()}/{unique}")
+    package_path = artifact_path(package_path, allow_large_pex, _in_env_dir(unique))
     store, path = _resolve(package_path, fs_args)
     digest = hashlib.sha1(spec_path.read_bytes()).hexdigest()  # the original's key
     if not force_upload:

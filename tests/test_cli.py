@@ -61,6 +61,14 @@ def test_bad_package_paths(capsys, target, message):
     assert message in capsys.readouterr().err
 
 
+def test_contradictory_layout_flags_are_one_error_line_and_exit_2(capsys, tmp_path):
+    assert cli.main(["upload", "--package-path", str(tmp_path / "e.pex"), "--layout", "parts",
+                     "--allow-large-pex"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the parts layout publishes no single file" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_only_packages_naming_a_missing_package(capsys, tmp_path):
     code = cli.main(["upload", "--package-path", str(tmp_path / "e.pex"),
                      "--only-packages", "definitely-not-installed-pkg"])

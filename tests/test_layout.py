@@ -18,7 +18,7 @@ PACKAGE = SRC / "cluster_pack"
 # A stage may import from its own floor and the floors below it, never above.
 FLOORS = {
     "cluster_pack.errors": 0, "cluster_pack.settings": 0, "cluster_pack.progress": 0,
-    "cluster_pack.version": 0,
+    "cluster_pack.version": 0, "cluster_pack.atomic": 0, "cluster_pack.cache": 0,
     "cluster_pack.pack": 1, "cluster_pack.store": 2, "cluster_pack.launch": 3,
 }
 

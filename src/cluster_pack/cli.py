@@ -28,6 +28,13 @@ if TYPE_CHECKING:  # the commands import what they use when they run (a fast --h
     from cluster_pack.store.storage import Store
 
 from cluster_pack.errors import ClusterPackError, ConfigurationError
+from cluster_pack.pack.layout import (
+    LARGE_PEX_SUFFIX,
+    PEX_SUFFIX,
+    PUBLISHED_PEX_ZIP,
+    Layout,
+    published_layout,
+)
 from cluster_pack.store import parts_pool
 
 
@@ -78,8 +85,6 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     for item in args.additional_packages or []:
         name, _, version = item.partition("==")
         additional[name] = version
-    if args.layout:
-        os.environ["C_PACK_LAYOUT"] = args.layout  # this process only, read when publishing
     started = time.perf_counter()
     with _reporter(args) as reporter:
         result = publish.publish_env(
@@ -87,7 +92,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
             ignored_packages=args.ignored_packages, only_packages=args.only_packages,
             force_upload=args.force, include_editable=args.include_editable,
             fs_args=_fs_args(args.fs_arg), allow_large_pex=args.allow_large_pex,
-            include_pex_tools=args.include_pex_tools, reporter=reporter)
+            include_pex_tools=args.include_pex_tools, reporter=reporter, layout=args.layout)
     elapsed = time.perf_counter() - started
     manifest = result.manifest
     size = manifest.size if manifest else None
@@ -178,12 +183,12 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     for name, entry in entries.items():
         if TMP_MARKER in name:
             continue
-        if name.endswith(".pex") or name.endswith(".pex.zip"):
+        if name.endswith(PEX_SUFFIX) or name.endswith(LARGE_PEX_SUFFIX):
             rows.append({"name": name, "path": store.url(entry["name"]),
                          "size": entry.get("size"), "modified": mtime_of(entry),
-                         "layout": "pex.zip" if name.endswith(".pex.zip") else "pex"})
-        elif name.endswith(".json") and name[:-len(".json")] + ".pex" not in entries:
-            row = _parts_row(store, entry, name[:-len(".json")] + ".pex")
+                         "layout": published_layout(name)})
+        elif name.endswith(".json") and name[:-len(".json")] + PEX_SUFFIX not in entries:
+            row = _parts_row(store, entry, name[:-len(".json")] + PEX_SUFFIX)
             if row:
                 rows.append(row)
     rows.sort(key=lambda r: r["name"])
@@ -241,10 +246,9 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     files = [p for p in local.rglob("*") if p.is_file()] if local.is_dir() else [local]
     size = sum(p.stat().st_size for p in files)
     data = {"source": args.path, "path": str(local), "size": size,
-            "layout": "parts" if local.is_dir() else
-            "pex.zip" if local.name.endswith(".pex.zip") else "pex",
+            "layout": published_layout(local.name, parts=local.is_dir()),
             "parts": len(files) if local.is_dir() else None}
-    how = ("unzip it, then: python <dir>/__main__.py" if data["layout"] == "pex.zip"
+    how = ("unzip it, then: python <dir>/__main__.py" if data["layout"] == PUBLISHED_PEX_ZIP
            else f"python {shlex.quote(str(local))} -m my_module")
     _emit(args, data, f"{args.path} -> {local}: {_human_size(size)}"
                       f"{f', {len(files)} parts' if local.is_dir() else ''}, verified\n"
@@ -324,9 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--include-pex-tools", action="store_true")
     up.add_argument("--include-editable", action="store_true",
                     help="bake the venv's editable projects into the single file")
-    up.add_argument("--layout", choices=["pex+parts", "parts", "pex"],
+    up.add_argument("--layout", choices=[layout.value for layout in Layout],
                     help="what to publish (default: C_PACK_LAYOUT, else pex+parts: the "
-                         "single file at the path and the parts beside it)")
+                         "single file at the path and the parts beside it); parts "
+                         "contradicts --allow-large-pex")
     up.set_defaults(func=_cmd_upload)
 
     uz = sub.add_parser("upload-zip", parents=[common], help="publish an existing .pex")

@@ -23,8 +23,9 @@ from cluster_pack import settings
 from cluster_pack.errors import BuildError, ConfigurationError, IntegrityError
 from cluster_pack.pack import editables, environment
 from cluster_pack.pack import pex as pex_tool
+from cluster_pack.pack.layout import env_name_of
 from cluster_pack.store import hadoop_conf
-from cluster_pack.store.manifest import env_name_of, run_info_for
+from cluster_pack.store.manifest import run_info_for
 
 _logger = logging.getLogger(__name__)
 
@@ -133,46 +134,37 @@ def pack_in_pex(
     ignored = {environment.canonical_name(n) for n in (ignored_packages or [])}
     reqs = [r for r in requirements
             if environment.canonical_name(r.split("=")[0].strip()) not in ignored]
-    cmd = pex_tool.pex_command() + [f"--inherit-path={pex_inherit_path}", "--venv",
-                                  "--no-emit-warnings", "--max-install-jobs", "0"]
-    # in pex's venv mode the node's site-packages and PYTHONPATH, which the original's
-    # plain zipapp honoured, need these
-    cmd.append("--non-hermetic-venv-scripts")
-    if pex_inherit_path != "false":
-        cmd.append("--venv-system-site-packages")
     installed: Set[str] = set()
     if sys.prefix != sys.base_prefix:
         installed = {f"{d.key}=={d.version}"
                      for d in environment.current_environment().distributions.values()}
-    if reqs and all(environment.canonical_name(r.split("==")[0]) + "==" +
-                    r.split("==")[-1] in installed for r in reqs if "==" in r) \
-            and all("==" in r for r in reqs):
-        cmd += ["--venv-repository", sys.prefix, "--intransitive", "--no-compress"]
-    for repo in ([additional_repo] if isinstance(additional_repo, str) else additional_repo or []):
-        cmd.append(f"--index-url={repo}")
-    for index in additional_indexes or []:
-        cmd.extend(["-f", index])
-    if include_pex_tools:
-        cmd.append("--include-tools")
+    from_venv = bool(reqs) and all("==" in r for r in reqs) and all(
+        environment.canonical_name(r.split("==")[0]) + "==" + r.split("==")[-1] in installed
+        for r in reqs)
+    layout = settings.get_layout_optimization()
     with tempfile.TemporaryDirectory() as tmp:
         for path in (editable_requirements or {}).values():
             shutil.copytree(path, os.path.join(tmp, "src", os.path.basename(path)))
-        if editable_requirements:
-            cmd.append(f"--sources-directory={os.path.join(tmp, 'src')}")
         target = output + ".tmp" if allow_large_pex else output
-        if allow_large_pex:
-            cmd.extend(["--layout", settings.get_layout_optimization().pex_layout])
-        cmd.extend(reqs + ["-o", target])
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            raise PexCreationError(proc.stdout[-4000:])
+        try:
+            pex_tool.run_pex(
+                Path(target), requirements=reqs, inherit_path=pex_inherit_path,
+                # the installed files when they are all in the venv: no resolve, no network
+                venv_repository=Path(sys.prefix) if from_venv else None,
+                intransitive=from_venv, compress=False if from_venv else None,
+                index_urls=[additional_repo] if isinstance(additional_repo, str)
+                else additional_repo or [],
+                find_links=additional_indexes or [], include_tools=include_pex_tools,
+                sources_directory=Path(tmp, "src") if editable_requirements else None,
+                layout=layout.pex_layout if allow_large_pex else None)
+        except BuildError as exc:
+            raise PexCreationError(str(exc)) from None
         if not allow_large_pex:
             check_large_pex(allow_large_pex, target)
             return output
         from cluster_pack.pack.builder import zip_directory
 
-        zip_directory(Path(target), Path(output + ".zip"),
-                 compress=settings.get_layout_optimization().compress)
+        zip_directory(Path(target), Path(output + ".zip"), compress=layout.compress)
         shutil.rmtree(target, ignore_errors=True)
         return output + ".zip"
 

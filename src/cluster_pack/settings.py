@@ -89,7 +89,7 @@ class LayoutOptimization(enum.Enum):
         return self in (LayoutOptimization.MID_SLOW_SMALL, LayoutOptimization.DISABLED)
 
     @classmethod
-    def from_string(cls, value: str) -> "LayoutOptimization":
+    def from_string(cls, value: Union["LayoutOptimization", str]) -> "LayoutOptimization":
         """Case-insensitive lookup; ``ValueError`` lists the valid names."""
         return _parse_layout(value, "layout optimization")
 
@@ -225,14 +225,18 @@ def get_compress() -> bool:
     return (_env("C_PACK_COMPRESS") or "0").lower() in ("1", "true", "yes", "on")
 
 
-LAYOUT_PEX_AND_PARTS = "pex+parts"
-LAYOUT_PARTS = "parts"
-LAYOUT_PEX = "pex"
-ARTIFACT_LAYOUTS = (LAYOUT_PEX_AND_PARTS, LAYOUT_PARTS, LAYOUT_PEX)
+class StringEnum(str, enum.Enum):
+    """An enum whose members are the strings they replace: equal to them, printed as them."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return str(self.value).__format__(spec)
 
 
-def get_artifact_layout() -> str:
-    """``C_PACK_LAYOUT``: what ``upload_env`` publishes.
+class Layout(StringEnum):
+    """What ``upload_env`` publishes (``C_PACK_LAYOUT``); equal to its value as a string.
 
     - ``pex+parts`` (default): the original's single file at the returned path, plus the
       content-addressed parts beside it that cluster-pack's own launchers localize;
@@ -240,11 +244,40 @@ def get_artifact_layout() -> str:
       through cluster-pack's launchers, and re-uploads only what changed);
     - ``pex``: the single file only.
     """
-    raw = (_env("C_PACK_LAYOUT") or LAYOUT_PEX_AND_PARTS).strip().lower()
-    if raw not in ARTIFACT_LAYOUTS:
-        raise ConfigurationError(
-            f"C_PACK_LAYOUT must be one of {', '.join(ARTIFACT_LAYOUTS)}, got {raw!r}")
-    return raw
+
+    PEX_AND_PARTS = "pex+parts"
+    PARTS = "parts"
+    PEX = "pex"
+
+    @property
+    def parts(self) -> bool:
+        return self is not Layout.PEX
+
+    @property
+    def single_file(self) -> bool:
+        return self is not Layout.PARTS
+
+    @classmethod
+    def parse(cls, value: Union["Layout", str], source: str = "layout") -> "Layout":
+        """Case-insensitive; :class:`ConfigurationError` lists the valid values."""
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            choices = ", ".join(m.value for m in cls)
+            raise ConfigurationError(f"{source} must be one of {choices}, got {value!r}") \
+                from None
+
+
+# The names the layouts had as strings, kept for the code and docs that use them.
+LAYOUT_PEX_AND_PARTS = Layout.PEX_AND_PARTS
+LAYOUT_PARTS = Layout.PARTS
+LAYOUT_PEX = Layout.PEX
+ARTIFACT_LAYOUTS = tuple(Layout)
+
+
+def get_artifact_layout() -> Layout:
+    """``C_PACK_LAYOUT``: what ``upload_env`` publishes (see :class:`Layout`)."""
+    return Layout.parse(_env("C_PACK_LAYOUT") or Layout.PEX_AND_PARTS, "C_PACK_LAYOUT")
 
 
 def get_large_pex_threshold() -> int:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from cluster_pack import settings
+from cluster_pack.cache import CacheDir
 from cluster_pack.errors import ConfigurationError, IntegrityError
 from cluster_pack.launch import script
 from cluster_pack.launch.spec import LaunchSpec, Resource, function_launch_spec
@@ -62,7 +63,7 @@ class LocalRun:
 
 
 def default_node_dir() -> Path:
-    return settings.get_cache_dir() / "node"
+    return CacheDir.NODE.path()
 
 
 def _cache_key(resource: Resource, store: Store, path: str) -> str:

@@ -62,7 +62,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from cluster_pack import settings
+from cluster_pack.atomic import write_bytes
+from cluster_pack.cache import CacheDir
 from cluster_pack.launch import script
 from cluster_pack.launch.spec import (
     EDITABLE_DIRS_ENV_VAR,
@@ -195,13 +196,10 @@ def write_launcher(target: str, directory: Optional[Path] = None, setup: str = "
     """Write the launcher (content-addressed name: its text, setup included) and return its path."""
     text = launcher_script(target, setup)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    directory = directory or settings.ensure_private_dir(settings.get_cache_dir() / "spark")
+    directory = directory or CacheDir.SPARK.ensure()
     path = Path(directory) / f"{LAUNCHER_PREFIX}{digest}.sh"
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
+        write_bytes(path, text.encode(), mode=0o755)
     return path
 
 

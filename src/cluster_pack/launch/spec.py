@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from cluster_pack import settings
+from cluster_pack.atomic import write_bytes
+from cluster_pack.cache import CacheDir
 from cluster_pack.errors import ConfigurationError
 from cluster_pack.launch import run_function, script
 from cluster_pack.pack import editables, environment, parts
@@ -142,7 +144,7 @@ def editable_resources(workdir: Optional[Path] = None) -> List[Resource]:
     In a normal venv these are the editable installs. Inside a job (a job launching a
     job) they are the unpacked directories the launcher listed in ``C_PACK_EDITABLE_DIRS``.
     """
-    out = workdir or settings.ensure_private_dir(settings.get_cache_dir() / "editables")
+    out = workdir or CacheDir.EDITABLES.ensure()
     if environment.running_artifact():
         zips = []
         for name in filter(None, os.environ.get(EDITABLE_DIRS_ENV_VAR, "").split(",")):
@@ -164,9 +166,7 @@ def _write_named(directory: Path, stem: str, suffix: str, content: bytes) -> Tup
     digest = hashlib.sha256(content).hexdigest()
     path = settings.ensure_private_dir(directory) / f"{stem}-{digest[:16]}{suffix}"
     if not path.is_file():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        write_bytes(path, content)
     return path, digest
 
 
@@ -189,7 +189,7 @@ def editable_index_resource(sources: Sequence[Resource],
     names = sorted({name for r in sources for name in _top_level_packages(Path(r.source))})
     if not names:
         return None
-    out = workdir or settings.get_cache_dir() / "editables"
+    out = workdir or CacheDir.EDITABLES.path()
     path, digest = _write_named(out, EDITABLE_PACKAGES_INDEX, "",
                                 "".join(f"{n}\n" for n in names).encode())
     return Resource(str(path), EDITABLE_PACKAGES_INDEX, "file", path.stat().st_size, digest)
@@ -289,7 +289,7 @@ def function_runner_resource() -> Resource:
     environment's if it has the driver's major version, else the shipped one). Built
     once per process, written once under the cache directory, named by content.
     """
-    path, digest = _write_named(settings.get_cache_dir() / "runner", "cluster_pack_runner",
+    path, digest = _write_named(CacheDir.RUNNER.path(), "cluster_pack_runner",
                                 ".zip", _runner_zip_bytes())
     return Resource(str(path), FUNCTION_RUNNER_ZIP, "file", path.stat().st_size, digest)
 

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -43,34 +42,22 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from cluster_pack import settings
+from cluster_pack.atomic import atomic_write
+from cluster_pack.cache import CacheDir
 from cluster_pack.errors import BuildError, PackageSelectionError
 from cluster_pack.pack import distzip, singlefile
 from cluster_pack.pack import parts as parts_module
 from cluster_pack.pack import pex as pex_tool
-from cluster_pack.pack.environment import Distribution, inspect_site_packages
+from cluster_pack.pack.environment import inspect_site_packages
+from cluster_pack.pack.layout import LARGE_PEX_SUFFIX, PEX_SUFFIX
 from cluster_pack.pack.packspec import PackSpec, Requirement
-from cluster_pack.settings import LayoutOptimization
 
 _logger = logging.getLogger(__name__)
 
-PEX_SUFFIX = ".pex"
 # next to the cached runtime template: the sha256 of its .bootstrap (4 MB, never re-hashed)
 RUNTIME_SHA256 = ".bootstrap.sha256"
-LARGE_PEX_SUFFIX = ".pex.zip"
 
 ProgressCallback = Callable[[str], None]
-
-# The original built a plain zipapp with ``--inherit-path=fallback``: packages left out on
-# purpose (``ignored_packages=["pyspark"]``) are found in the node's own site-packages,
-# after the environment's, and ``PYTHONPATH`` is honoured (Spark puts its pyspark.zip
-# there). In pex's venv mode these are the venv's view of the system site-packages and
-# non-hermetic scripts (the runtime template is built with the same options, because its
-# ``__main__.py`` carries the hermetic switch too).
-PEX_INFO_OPTIONS = {"inherit_path": "fallback", "venv_system_site_packages": True,
-                    "venv_hermetic_scripts": False}
-PEX_TOOL_OPTIONS = ["--inherit-path=fallback", "--venv-system-site-packages",
-                    "--non-hermetic-venv-scripts"]
-
 
 @dataclass(frozen=True)
 class BuiltArtifact:
@@ -92,33 +79,6 @@ class BuiltArtifact:
 
 
 file_sha256 = parts_module.file_sha256
-
-
-def installed_size(distributions: Sequence[Distribution]) -> tuple:
-    """(bytes, files) installed by these distributions, from their RECORD files."""
-    total, count = 0, 0
-    for dist in distributions:
-        record = dist.metadata_dir / "RECORD"
-        try:
-            lines = record.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.rsplit(",", 2)
-            if len(parts) == 3:
-                count += 1
-                if parts[2].isdigit():
-                    total += int(parts[2])
-    return total, count
-
-
-def run_tool(cmd: List[str], what: str, env: Optional[dict] = None) -> None:
-    _logger.debug("running %s", " ".join(cmd))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          env=env, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
-        raise BuildError(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
 class PexBuilder:
@@ -189,9 +149,8 @@ class PexBuilder:
             self._pex(spec, None, [], built, "packed")
             # pex hard-links .bootstrap out of its own cache and touches that file when it
             # reuses it: a copy of our own keeps the parts' mtime still (YARN checks it)
-            private = built / ".bootstrap.copy"
-            shutil.copyfile(built / ".bootstrap", private)
-            os.replace(private, built / ".bootstrap")
+            with atomic_write(built / ".bootstrap") as private:
+                shutil.copyfile(built / ".bootstrap", private)
             (built / RUNTIME_SHA256).write_text(file_sha256(built / ".bootstrap"))
             try:
                 os.rename(built, template)
@@ -205,8 +164,8 @@ class PexBuilder:
         key = hashlib.sha256(json.dumps([
             distzip.FORMAT, importlib.metadata.version("pex"), sys.executable,
             sys.version, spec.compress, spec.include_pex_tools,
-            PEX_TOOL_OPTIONS]).encode()).hexdigest()[:24]
-        return settings.get_cache_dir() / "pex-runtimes" / key
+            pex_tool.PEX_TOOL_OPTIONS]).encode()).hexdigest()[:24]
+        return CacheDir.PEX_RUNTIMES.path() / key
 
     def _assemble_parts(self, spec: PackSpec, template: Path, zips: Sequence[tuple],
                         workdir: Path, name: str) -> BuiltArtifact:
@@ -217,7 +176,7 @@ class PexBuilder:
         old_hash = info.pop("pex_hash", None)
         info["distributions"] = {z.wheel_name: z.fingerprint for z, _ in zips}
         info["requirements"] = sorted(str(r) for r in spec.requirements)
-        info.update(PEX_INFO_OPTIONS)
+        info.update(pex_tool.PEX_INFO_OPTIONS)
         new_hash = hashlib.sha1(_json_dump(info).encode()).hexdigest()
         info["pex_hash"] = new_hash
         output = workdir / f"{name}{PEX_SUFFIX}"
@@ -259,15 +218,13 @@ class PexBuilder:
         packed = self.build_parts(spec, workdir, name, rebuild)
         if not spec.single_file:
             return packed
-        suffix = LARGE_PEX_SUFFIX if spec.large else PEX_SUFFIX
-        layout = (LayoutOptimization[spec.layout_optimization].pex_layout if spec.large
-                  else singlefile.ZIPAPP)
-        output = workdir / f"{name}.single{suffix}"
+        kind = spec.file_kind
+        output = workdir / f"{name}.single{kind.suffix}"
         self._progress(f"writing the single-file artifact ({_mib(packed.size)} MiB, "
-                       f"{layout} layout)")
+                       f"{kind} layout)")
         try:
             single = singlefile.write(
-                packed.path, output, layout, spec.environment.python_version,
+                packed.path, output, kind, spec.environment.python_version,
                 sources=[(arcname, Path(path)) for arcname, path in spec.editable_sources])
         except BaseException:
             shutil.rmtree(packed.path, ignore_errors=True)
@@ -289,43 +246,26 @@ class PexBuilder:
     def _pex(self, spec: PackSpec, venv: Optional[Path], requirements: Sequence[Requirement],
              output: Path, layout: str) -> None:
         """Run the pex tool (``venv=None`` and no requirements: the runtime alone)."""
-        cmd = pex_tool.pex_command() + [
-            "--intransitive",
-            "--venv",  # warm starts re-exec an installed venv: as fast as a plain venv
-            "--max-install-jobs", "0",  # first start installs distributions in parallel
-            "--no-emit-warnings",
-            "--layout", layout,
-            *PEX_TOOL_OPTIONS,
-            "--compress" if spec.compress else "--no-compress",
-            "-o", str(output),
-        ]
-        if spec.include_pex_tools:
-            cmd.append("--include-tools")
-        if spec.resolve_from_index:
-            if settings.get_pypi_index():
-                cmd.append(f"--index-url={settings.get_pypi_index()}")
-            for repo in spec.additional_repo:
-                cmd.append(f"--index-url={repo}")
-            for index in spec.additional_indexes:
-                cmd.extend(["-f", index])
-        elif venv is not None:
-            cmd.extend(["--venv-repository", str(venv)])
         if not requirements and venv is not None:
             raise BuildError("there is nothing to pack: the package selection is empty")
-        # no requirements file for the runtime alone: pex would set up a resolver (pip)
-        # to read it, which costs more than building the runtime (1.6 s against 0.6 s)
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as reqs:
-            reqs.write("\n".join(str(r) for r in requirements) + "\n")
-        if requirements:
-            cmd.extend(["-r", reqs.name])
+        index_urls: List[str] = []
+        if spec.resolve_from_index:
+            index_urls = [url for url in (settings.get_pypi_index(),) if url]
+            index_urls += spec.additional_repo
         self._progress(f"building the pex ({len(requirements)} distributions)" if requirements
                        else "building the pex runtime")
-        env = dict(os.environ)
-        env.pop("PEX", None)  # never let an outer pex runtime leak into the build
-        try:
-            run_tool(cmd, f"pex (building {output})", env=env)
-        finally:
-            os.unlink(reqs.name)
+        # no requirements file for the runtime alone: pex would set up a resolver (pip)
+        # to read it, which costs more than building the runtime (1.6 s against 0.6 s)
+        with tempfile.TemporaryDirectory() as tmp:
+            reqs = Path(tmp) / "requirements.txt" if requirements else None
+            if reqs is not None:
+                reqs.write_text("\n".join(str(r) for r in requirements) + "\n")
+            pex_tool.run_pex(
+                output, layout=layout, compress=spec.compress, intransitive=True,
+                include_tools=spec.include_pex_tools, requirements_file=reqs,
+                venv_repository=None if spec.resolve_from_index else venv,
+                index_urls=index_urls,
+                find_links=spec.additional_indexes if spec.resolve_from_index else ())
 
     def _venv_with_additional(self, spec: PackSpec, target: Path):
         """A transient venv: the selected installed files (hard links) plus the
@@ -337,8 +277,8 @@ class PexBuilder:
                 f"({', '.join(map(str, spec.to_resolve))}) and uv is not available to add "
                 "them: install uv (pip install uv) or install those packages in the venv")
         env = spec.environment
-        run_tool([uv, "venv", "--quiet", "--python", env.base_executable, str(target)],
-             "creating a transient venv")
+        pex_tool.run_tool([uv, "venv", "--quiet", "--python", env.base_executable, str(target)],
+                          "creating a transient venv")
         site = _site_packages_of(target)
         for source_site in env.site_packages:
             _hardlink_tree(source_site, site)
@@ -352,7 +292,7 @@ class PexBuilder:
             cmd.extend(["--find-links", index])
         cmd.extend(str(r) for r in spec.to_resolve)
         try:
-            run_tool(cmd, "uv")
+            pex_tool.run_tool(cmd, "uv")
         except BuildError as exc:
             raise PackageSelectionError(
                 "cannot install additional_packages "
@@ -414,19 +354,9 @@ def _hardlink_tree(source: Path, target: Path) -> None:
 def zip_directory(source: Path, output: Path, compress: bool) -> None:
     """Zip a directory's content (streamed; ZIP64 as needed) at the archive root."""
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    tmp = output.with_name(output.name + ".partial")
-    with zipfile.ZipFile(tmp, "w", method, allowZip64=True) as zf:
+    with atomic_write(output) as tmp, zipfile.ZipFile(tmp, "w", method, allowZip64=True) as zf:
         for root, dirs, files in os.walk(source):
             dirs.sort()
             for f in sorted(files):
                 path = Path(root) / f
                 zf.write(path, path.relative_to(source).as_posix())
-    os.replace(tmp, output)
-
-
-def needs_large_layout(spec_distributions: Sequence[Distribution], threshold: int,
-                       max_entries: int) -> bool:
-    """True when a single-file zipapp would be too large for CPython < 3.13 to run."""
-    size, files = installed_size(spec_distributions)
-    return size > threshold or files > max_entries
-

@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -43,8 +42,11 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from cluster_pack import settings
+from cluster_pack.atomic import atomic_write
+from cluster_pack.cache import CacheDir, JsonIndex
 from cluster_pack.errors import BuildError
 from cluster_pack.pack.environment import Distribution
+from cluster_pack.pack.record import read_record
 
 # Part of every cache key: bump it whenever the bytes written for a distribution change.
 FORMAT = 1
@@ -211,12 +213,9 @@ def plan(dist: Distribution, prefix: Path) -> _Plan:
     if not meta.name.endswith(".dist-info"):
         raise Unsupported(f"{meta.name} is not a .dist-info directory")
     tags, root_is_purelib = _wheel_metadata(meta)
-    record_path = meta / "RECORD"
-    try:
-        raw = record_path.read_bytes()
-    except OSError:
-        raise Unsupported(f"{meta.name} has no RECORD") from None
-    eol = "\r\n" if raw.split(b"\n", 1)[0].endswith(b"\r") else "\n"
+    record = read_record(meta)
+    if record is None:
+        raise Unsupported(f"{meta.name} has no RECORD")
     site = meta.parent
     site_real = os.path.realpath(site)
     prefix_real = os.path.realpath(prefix)
@@ -229,13 +228,11 @@ def plan(dist: Distribution, prefix: Path) -> _Plan:
     rows: List[List[str]] = []
     files: Dict[str, Union[str, bytes]] = {}
     total = 0
-    for row in csv.reader(io.StringIO(raw.decode("utf-8"), newline="")):
-        if not row:
-            continue
+    for row in record.rows:
         row = (row + ["", ""])[:3]
         path = row[0]
         if os.path.isabs(path):
-            raise Unsupported(f"{record_path} lists an absolute path ({path})")
+            raise Unsupported(f"{record.path} lists an absolute path ({path})")
         if path.endswith("/"):
             rows.append(row)  # a directory entry: kept as pex keeps it
             continue
@@ -280,7 +277,7 @@ def plan(dist: Distribution, prefix: Path) -> _Plan:
     if not any(r[0] == record_arcname for r in rows):
         rows.append([record_arcname, "", ""])
     out = io.StringIO()
-    csv.writer(out, lineterminator=eol).writerows(rows)
+    csv.writer(out, lineterminator=record.line_ending).writerows(rows)
     return _Plan(dist, wheel_file_name(dist, tags), tuple(sorted(files.items())),
                  out.getvalue().encode("utf-8"), record_arcname, root_is_purelib, total)
 
@@ -326,46 +323,35 @@ def _info(arcname: str, mode: int, size: int, method: int) -> zipfile.ZipInfo:
 
 
 def write(planned: _Plan, dest: Path, compress: bool) -> DistZip:
-    """Write the zip of a planned distribution to ``dest`` (atomically: a temporary
-    file renamed into place), read-only."""
+    """Write the zip of a planned distribution to ``dest`` (atomically), read-only."""
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".distzip-")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            out = _HashingWriter(raw)
-            with zipfile.ZipFile(out, "w", method, allowZip64=True) as zf:
-                written_dirs: Set[str] = set()
-                entries: List[Tuple[str, Union[str, bytes, None]]] = list(planned.files)
-                entries.append((planned.record_arcname, None))
-                entries.sort()
-                for arcname, source in entries:
-                    _write_parents(zf, arcname, written_dirs)
-                    if source is None:
-                        zf.writestr(_info(arcname, 0o100644, len(planned.record), method),
-                                    planned.record)
-                    elif isinstance(source, bytes):  # a script with its shebang rewritten
-                        zf.writestr(_info(arcname, 0o100755, len(source), method), source)
-                    else:
-                        _write_file(zf, arcname, source, method)
-                # the fingerprint: a digest of every byte written so far (all but the layout)
-                fingerprint = out.digest.copy().hexdigest()
-                layout = {"fingerprint": fingerprint, "record_relpath": planned.record_arcname,
-                          "root_is_purelib": planned.root_is_purelib, "stash_dir": STASH_DIR,
-                          "sys_path_entries": ["."]}
-                data = json.dumps(layout, sort_keys=True, separators=(",", ":")).encode()
-                zf.writestr(_info(LAYOUT_FILE, 0o100644, len(data), method), data)
-            raw.flush()
-            size = out.tell()
-            sha256 = out.digest.hexdigest()
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(dest, mode=0o444) as tmp, open(tmp, "wb") as raw:
+        out = _HashingWriter(raw)
+        with zipfile.ZipFile(out, "w", method, allowZip64=True) as zf:
+            written_dirs: Set[str] = set()
+            entries: List[Tuple[str, Union[str, bytes, None]]] = list(planned.files)
+            entries.append((planned.record_arcname, None))
+            entries.sort()
+            for arcname, source in entries:
+                _write_parents(zf, arcname, written_dirs)
+                if source is None:
+                    zf.writestr(_info(arcname, 0o100644, len(planned.record), method),
+                                planned.record)
+                elif isinstance(source, bytes):  # a script with its shebang rewritten
+                    zf.writestr(_info(arcname, 0o100755, len(source), method), source)
+                else:
+                    _write_file(zf, arcname, source, method)
+            # the fingerprint: a digest of every byte written so far (all but the layout)
+            fingerprint = out.digest.copy().hexdigest()
+            layout = {"fingerprint": fingerprint, "record_relpath": planned.record_arcname,
+                      "root_is_purelib": planned.root_is_purelib, "stash_dir": STASH_DIR,
+                      "sys_path_entries": ["."]}
+            data = json.dumps(layout, sort_keys=True, separators=(",", ":")).encode()
+            zf.writestr(_info(LAYOUT_FILE, 0o100644, len(data), method), data)
+        raw.flush()
+        size = out.tell()
+        sha256 = out.digest.hexdigest()
     return DistZip(planned.wheel_name, fingerprint, sha256, size)
 
 
@@ -398,16 +384,9 @@ class DistZipCache:
     """
 
     def __init__(self, root: Optional[Path] = None):
-        self.root = root or settings.get_cache_dir() / "dist-zips"
-        self._index_path = self.root / "index.json"
-        self._entries: Dict[str, dict] = {}
-        self._dirty = False
-        try:
-            loaded = json.loads(self._index_path.read_text())
-            if isinstance(loaded, dict):
-                self._entries = {k: v for k, v in loaded.items() if isinstance(v, dict)}
-        except (OSError, ValueError):
-            pass
+        self.root = root or CacheDir.DIST_ZIPS.path()
+        self._index: JsonIndex[dict] = JsonIndex(
+            self.root / "index.json", lambda raw: raw if isinstance(raw, dict) else None)
 
     @staticmethod
     def key(dist: Distribution, compress: bool) -> Optional[str]:
@@ -423,7 +402,9 @@ class DistZipCache:
         return self.root / f"{sha256}.zip"
 
     def get(self, key: Optional[str]) -> Optional[DistZip]:
-        entry = self._entries.get(key) if key else None
+        if not key:
+            return None
+        entry = self._index.get(key)
         if not entry:
             return None
         try:
@@ -435,42 +416,37 @@ class DistZipCache:
         except (KeyError, ValueError, OSError):
             return None
         if time.time() - entry.get("used", 0) > 24 * 3600:
-            entry["used"] = time.time()
-            self._dirty = True
+            self._index.put(key, {**entry, "used": time.time()})
         return found
 
     def put(self, key: str, written: DistZip) -> None:
-        self._entries[key] = {"wheel_name": written.wheel_name,
+        self._index.put(key, {"wheel_name": written.wheel_name,
                               "fingerprint": written.fingerprint, "sha256": written.sha256,
-                              "size": written.size, "used": time.time()}
-        self._dirty = True
+                              "size": written.size, "used": time.time()})
 
     def save(self) -> None:
-        if not self._dirty:
+        if not self._index.dirty:
             return
         now = time.time()
-        stale = {k for k, v in self._entries.items() if now - v.get("used", 0) > _CACHE_MAX_AGE_S}
-        kept = {k: v for k, v in self._entries.items() if k not in stale}
+        entries = self._index.entries
+        stale = {k for k, v in entries.items() if now - v.get("used", 0) > _CACHE_MAX_AGE_S}
+        kept = {k: v for k, v in entries.items() if k not in stale}
         live = {v.get("sha256") for v in kept.values()}
         for key in stale:
-            sha = self._entries[key].get("sha256")
+            sha = entries[key].get("sha256")
             if sha not in live and isinstance(sha, str) and _SHA256.fullmatch(sha):
                 try:
                     self.path(sha).unlink()
                 except OSError:
                     pass
-        self._entries = kept
+        self._index.entries = kept
         for leftover in (self.root / "incoming").glob("*"):  # of killed writers
             try:
                 if now - leftover.lstat().st_mtime > 24 * 3600:
                     leftover.unlink()
             except OSError:
                 pass
-        settings.ensure_private_dir(self.root)
-        tmp = self._index_path.with_name(f".index.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._entries))
-        os.replace(tmp, self._index_path)
-        self._dirty = False
+        self._index.save()
 
 
 def zip_distributions(dists: Sequence[Distribution], prefix: Path, compress: bool,

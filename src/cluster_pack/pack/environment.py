@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlparse
 
 from cluster_pack.errors import BrokenDistributionError, NotInVirtualEnvError
+from cluster_pack.pack.record import read_record
 
 # Propagated by the launchers so that code running in a container knows which
 # published environment it runs from (jobs launched from jobs).
@@ -69,11 +70,9 @@ class Distribution:
         the content does; reading it costs one small file read.
         """
         digest = hashlib.sha256(f"{self.key}=={self.version}\n".encode())
-        record = self.metadata_dir / "RECORD"
-        try:
-            digest.update(record.read_bytes())
-        except OSError:
-            pass  # egg-info installs have no RECORD: name and version only
+        record = read_record(self.metadata_dir)
+        if record is not None:  # egg-info installs have none: name and version only
+            digest.update(record.raw)
         return digest.hexdigest()
 
     def top_level_names(self) -> List[str]:

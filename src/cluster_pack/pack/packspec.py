@@ -24,6 +24,8 @@ from typing import Collection, Dict, List, Mapping, Optional, Tuple
 
 from cluster_pack.errors import ConfigurationError, PackageSelectionError
 from cluster_pack.pack.environment import Distribution, Environment, canonical_name
+from cluster_pack.pack.layout import FileKind
+from cluster_pack.settings import LayoutOptimization
 
 # Bump when the artifact layout changes, so that old artifacts are rebuilt.
 # 2: PEX-INFO inherits the node's site-packages as a fallback; the single file by default.
@@ -65,6 +67,22 @@ class PackSpec:
     # include_editable=True: (arcname, source file) of the editable projects, baked into
     # the single file as the pex's own code
     editable_sources: Tuple[Tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        """The layout fields must fit together (:func:`~cluster_pack.pack.layout.choose_layout`
+        chooses them so)."""
+        if not (self.parts or self.single_file):
+            raise ConfigurationError("a PackSpec must ask for the parts, the single file or "
+                                     "both: there is nothing to build")
+        if self.large and not self.single_file:
+            raise ConfigurationError("large describes the single file (.pex.zip), and this "
+                                     "PackSpec has none")
+        LayoutOptimization.from_string(self.layout_optimization)  # a known name
+
+    @property
+    def file_kind(self) -> FileKind:
+        """The single file's kind (:class:`~cluster_pack.pack.layout.FileKind`)."""
+        return FileKind.of(self.large, self.layout_optimization)
 
     @property
     def package_installed(self) -> List[str]:

@@ -27,7 +27,6 @@ packed directory with relative symlinks, which the standard pex runtime runs.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import stat
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from cluster_pack import settings
+from cluster_pack.cache import CacheDir, JsonIndex
 from cluster_pack.errors import IntegrityError
 
 LINK_PREFIX = "cpack-"
@@ -91,15 +90,8 @@ class HashCache:
     """sha256 of local files keyed by (device, inode, size, mtime), kept in a JSON file."""
 
     def __init__(self, path: Optional[Path] = None):
-        self.path = path or settings.get_cache_dir() / "part-hashes.json"
-        self._entries: Dict[str, str] = {}
-        self._dirty = False
-        try:
-            loaded = json.loads(self.path.read_text())
-            if isinstance(loaded, dict):
-                self._entries = {str(k): str(v) for k, v in loaded.items()}
-        except (OSError, ValueError):
-            pass
+        self.path = path or CacheDir.PART_HASHES.path()
+        self._index: JsonIndex[str] = JsonIndex(self.path, str)
 
     @staticmethod
     def _key(path: Path) -> str:
@@ -108,23 +100,15 @@ class HashCache:
 
     def sha256(self, path: Path) -> str:
         key = self._key(path)
-        cached = self._entries.get(key)
+        cached = self._index.get(key)
         if cached and _SHA256.match(cached):
             return cached
         digest = file_sha256(path)
-        self._entries[key] = digest
-        self._dirty = True
+        self._index.put(key, digest)
         return digest
 
     def save(self) -> None:
-        if not self._dirty:
-            return
-        entries = dict(list(self._entries.items())[-_HASH_CACHE_ENTRIES:])
-        settings.ensure_private_dir(self.path.parent)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries))
-        os.replace(tmp, self.path)
-        self._dirty = False
+        self._index.save(keep_last=_HASH_CACHE_ENTRIES)
 
 
 def file_sha256(path: Path) -> str:

@@ -43,13 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from cluster_pack.atomic import atomic_write
 from cluster_pack.errors import BuildError
+from cluster_pack.pack.layout import FileKind
 from cluster_pack.pack.parts import file_sha256
 
-ZIPAPP = "zipapp"
-PACKED = "packed"
-LOOSE = "loose"
-LAYOUTS = (ZIPAPP, PACKED, LOOSE)
+ZIPAPP, PACKED, LOOSE = FileKind.ZIPAPP, FileKind.PACKED, FileKind.LOOSE
+LAYOUTS = tuple(kind.value for kind in FileKind)
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _U32 = 0xFFFFFFFF
@@ -450,44 +450,46 @@ def write(packed: Path, output: Path, layout: str, python_version: str,
         raise ValueError(f"unknown single-file layout {layout!r}, expected one of {LAYOUTS}")
     texts = runtime_files(packed, info_changes or {}, sources)
     modes = {name: stat.S_IMODE((packed / name).stat().st_mode) for name in _RUNTIME_FILES}
-    deps = sorted(p.name for p in (packed / ".deps").iterdir())
-    tmp = output.with_name(output.name + ".partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        with ZipWriter(fd, shebang(python_version) if layout == ZIPAPP else b"",
-                       sha256=True) as writer:
-            # sorted names, as pex writes them: .bootstrap, .deps, PEX-INFO, __main__.py, ...
-            if layout == PACKED:
-                writer.add_file(".bootstrap", packed / ".bootstrap")
-                writer.add_directory(".deps/")
-                for wheel in deps:
-                    writer.add_file(f".deps/{wheel}", packed / ".deps" / wheel)
-            else:
-                writer.add_zip_entries(packed / ".bootstrap", ".bootstrap/")
-                writer.add_directory(".deps/")
-                for wheel in deps:
-                    writer.add_zip_entries(packed / ".deps" / wheel, f".deps/{wheel}/")
-            writer.add_bytes("PEX-INFO", texts["PEX-INFO"], modes["PEX-INFO"])
-            writer.add_bytes("__main__.py", texts["__main__.py"], modes["__main__.py"])
-            writer.add_directory("__pex__/")
-            writer.add_bytes("__pex__/__init__.py", texts["__pex__/__init__.py"],
-                             modes["__pex__/__init__.py"])
-            for arcname, path in sorted(sources):
-                for parent in _parents(arcname):
-                    writer.add_directory(parent)
-                writer.add_file(arcname, path)
-    except BaseException as exc:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # e.g. a full disk: say where, not a traceback
-            raise BuildError(f"cannot write the single-file artifact {output}: "
-                             f"{exc.strerror or exc}") from None
-        raise
-    os.close(fd)
-    os.chmod(tmp, 0o755)
-    digest = writer.sha256 or file_sha256(tmp)
-    os.replace(tmp, output)
+        with atomic_write(output, mode=0o755) as tmp:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                with ZipWriter(fd, shebang(python_version) if layout == ZIPAPP else b"",
+                               sha256=True) as writer:
+                    _write_entries(writer, packed, layout, texts, modes, sources)
+            finally:
+                os.close(fd)
+            digest = writer.sha256 or file_sha256(tmp)
+    except OSError as exc:  # e.g. a full disk: say where, not a traceback
+        raise BuildError(f"cannot write the single-file artifact {output}: "
+                         f"{exc.strerror or exc}") from None
     return SingleFile(output, output.stat().st_size, digest)
+
+
+def _write_entries(writer: ZipWriter, packed: Path, layout: str, texts: Dict[str, bytes],
+                   modes: Dict[str, int], sources: Sequence[Tuple[str, Path]]) -> None:
+    """The entries in pex's order (sorted names: .bootstrap, .deps, PEX-INFO,
+    __main__.py, __pex__, then the pex's own sources)."""
+    deps = sorted(p.name for p in (packed / ".deps").iterdir())
+    if layout == PACKED:
+        writer.add_file(".bootstrap", packed / ".bootstrap")
+        writer.add_directory(".deps/")
+        for wheel in deps:
+            writer.add_file(f".deps/{wheel}", packed / ".deps" / wheel)
+    else:
+        writer.add_zip_entries(packed / ".bootstrap", ".bootstrap/")
+        writer.add_directory(".deps/")
+        for wheel in deps:
+            writer.add_zip_entries(packed / ".deps" / wheel, f".deps/{wheel}/")
+    writer.add_bytes("PEX-INFO", texts["PEX-INFO"], modes["PEX-INFO"])
+    writer.add_bytes("__main__.py", texts["__main__.py"], modes["__main__.py"])
+    writer.add_directory("__pex__/")
+    writer.add_bytes("__pex__/__init__.py", texts["__pex__/__init__.py"],
+                     modes["__pex__/__init__.py"])
+    for arcname, path in sorted(sources):
+        for parent in _parents(arcname):
+            writer.add_directory(parent)
+        writer.add_file(arcname, path)
 
 
 def _parents(arcname: str) -> List[str]:

@@ -25,11 +25,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from cluster_pack.errors import IntegrityError
+from cluster_pack.pack.layout import LARGE_PEX_SUFFIX, PEX_SUFFIX, PUBLISHED_PEX, Layout
 from cluster_pack.pack.parts import Part, parts_from_json, tree_sha256
 from cluster_pack.store.storage import Store
 
 MANIFEST_FORMAT = 2
-LAYOUT_PARTS = "parts"
+LAYOUT_PARTS = Layout.PARTS  # the manifest's layout of an environment published as parts
 # A manifest is small; refuse to parse anything bigger (a mis-pointed path).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
@@ -67,7 +68,8 @@ class Manifest:
     platform: str
     python_version: str
     run: RunInfo
-    layout: str = "pex"  # "pex" (zipapp), "pex.zip" (unpacked large layout) or "parts"
+    # PUBLISHED_PEX (zipapp), PUBLISHED_PEX_ZIP (unpacked large layout) or LAYOUT_PARTS
+    layout: str = PUBLISHED_PEX
     compressed: bool = False
     env_name: str = ""
     created_at: float = field(default_factory=time.time)
@@ -160,23 +162,14 @@ def artifact_name(package_path: str) -> str:
     return package_path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def env_name_of(package_path: str) -> str:
-    """The environment's name, the original's rule: the artifact's name before ``.pex``.
-
-    >>> env_name_of("/user/me/envs/me.pex.zip")
-    'me'
-    """
-    return artifact_name(package_path).split(".pex")[0]
-
-
 def run_info_for(artifact_name: str, layout: str = "") -> RunInfo:
     """The original's ``get_pyenv_usage_from_archive`` rules (and the parts layout's:
     the packed directory is assembled as ``<name>.pex`` and run through its ``__main__.py``)."""
     if layout == LAYOUT_PARTS:
         return RunInfo(artifact_name, f"./{artifact_name}/__main__.py", False)
-    if artifact_name.endswith(".pex.zip"):
+    if artifact_name.endswith(LARGE_PEX_SUFFIX):
         return RunInfo("pyenv", "pyenv/__main__.py", True)
-    if artifact_name.endswith(".pex"):
+    if artifact_name.endswith(PEX_SUFFIX):
         return RunInfo(artifact_name, f"./{artifact_name}", False)
     raise IntegrityError(f"{artifact_name}: unsupported artifact, must be .pex or .pex.zip")
 

@@ -21,28 +21,33 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlparse
 
 from cluster_pack import settings
+from cluster_pack.cache import CacheDir
 from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
 from cluster_pack.pack import editables, environment
-from cluster_pack.pack.builder import (
+from cluster_pack.pack import pex as pex_tool
+from cluster_pack.pack.builder import BuiltArtifact, PexBuilder, file_sha256, zip_directory
+from cluster_pack.pack.layout import (
     LARGE_PEX_SUFFIX,
     PEX_SUFFIX,
-    PEX_TOOL_OPTIONS,
-    BuiltArtifact,
-    PexBuilder,
-    file_sha256,
-    needs_large_layout,
+    Layout,
+    LayoutChoice,
+    artifact_path,
+    check_package_path,
+    choose_layout,
+    env_name_of,
+    published_layout,
 )
 from cluster_pack.pack.packspec import PackSpec, select_requirements
+from cluster_pack.pack.record import installed_size
 from cluster_pack.progress import Reporter
 from cluster_pack.store import hadoop_conf, parts_pool
 from cluster_pack.store.manifest import (
     LAYOUT_PARTS,
     Manifest,
-    env_name_of,
     manifest_path,
     read_manifest,
     run_info_for,
@@ -72,27 +77,23 @@ def default_env_dir() -> str:
     fs = hadoop_conf.default_fs()
     if fs:
         return f"{fs}/user/{settings.get_current_user()}/envs"
-    return str(settings.get_cache_dir() / "envs")
+    return str(CacheDir.ENVS.path())
+
+
+def _in_env_dir(name: str) -> Callable[[], str]:
+    """``default_env_dir()/name``, computed when called (only without an explicit path)."""
+    return lambda: f"{default_env_dir()}/{name}"
 
 
 def default_package_path(env_name: str, large: bool = False) -> str:
-    return f"{default_env_dir()}/{env_name}{LARGE_PEX_SUFFIX if large else PEX_SUFFIX}"
+    return artifact_path(None, large, _in_env_dir(env_name))
 
 
 def normalize_package_path(package_path: Optional[str], env_name: str, large: bool) -> str:
     """Validate a user-given target (or compute the default one)."""
-    if not package_path:
-        return default_package_path(env_name, large)
-    if package_path.endswith("/"):
-        raise ConfigurationError(
-            f"package_path {package_path} is a directory; give a file path ending in .pex, "
-            f"e.g. {package_path}{env_name}.pex")
-    if package_path.endswith(LARGE_PEX_SUFFIX):
-        return package_path  # already the large layout: keep it, whatever the size
-    if not package_path.endswith(PEX_SUFFIX):
-        raise ConfigurationError(
-            f"package_path {package_path} has the wrong extension, .pex is expected")
-    return package_path + ".zip" if large else package_path
+    if package_path:
+        check_package_path(package_path, env_name)
+    return artifact_path(package_path, large, _in_env_dir(env_name))
 
 
 def _resolve(target: str, fs_args: Optional[Dict[str, Any]]) -> Tuple[Store, str]:
@@ -124,7 +125,7 @@ def _workdir(store: Store, path: str) -> Path:
         directory = Path(path).parent
         os.makedirs(directory, mode=0o750, exist_ok=True)
     else:
-        directory = settings.ensure_private_dir(settings.get_cache_dir() / "build")
+        directory = CacheDir.BUILD.ensure()
     # builds killed with SIGKILL leave temporaries here: sweep the stale ones
     local, local_dir = Store.for_url(str(directory))
     local.remove_stale_temporaries(local_dir)
@@ -146,10 +147,12 @@ def publish_env(
     additional_repo: Optional[Union[str, List[str]]] = None,
     additional_indexes: Optional[List[str]] = None,
     reporter: Optional[Reporter] = None,
+    layout: Union[Layout, str, None] = None,
 ) -> PublishResult:
     """Pack the current virtualenv and publish it, unless the published one is current.
 
-    See :func:`cluster_pack.upload_env` for the arguments.
+    See :func:`cluster_pack.upload_env` for the arguments; ``layout`` is what to publish
+    when given explicitly (``cluster-pack upload --layout``), else ``C_PACK_LAYOUT``.
     """
     reporter = reporter or Reporter()
 
@@ -167,39 +170,24 @@ def publish_env(
         return publish_zip(fallback, package_path, force_upload, fs_args, reporter=reporter)
 
     requirements = select_requirements(env, additional_packages, ignored_packages, only_packages)
-    explicit_large = bool(allow_large_pex) or bool(package_path
-                                                   and package_path.endswith(LARGE_PEX_SUFFIX))
-    artifact_layout = settings.get_artifact_layout()
-    use_parts = artifact_layout != settings.LAYOUT_PEX
-    single_file = artifact_layout != settings.LAYOUT_PARTS or explicit_large
-    large = explicit_large or (single_file and needs_large_layout(
-        [r.installed for r in requirements if r.installed is not None],
-        settings.get_large_pex_threshold(), settings.MAX_ZIPAPP_ENTRIES))
-    target = normalize_package_path(package_path, env.name, large)
-    layout = settings.get_layout_optimization()
-    sources: Tuple[Tuple[str, str], ...] = ()
-    if include_editable and env.editables:
-        if single_file:
-            reporter.step(f"including the editable projects {', '.join(sorted(env.editables))}")
-            sources = tuple(editables.source_files(env.editables))
-        else:
-            _logger.warning(
-                "include_editable=True with C_PACK_LAYOUT=parts: editable projects are "
-                "shipped next to the parts on every launch, not baked into them")
+    installed = [r.installed.metadata_dir for r in requirements if r.installed is not None]
+    choice = choose_layout(layout, allow_large_pex=allow_large_pex, package_path=package_path,
+                           env_name=env.name, installed=lambda: installed_size(installed))
+    target = choice.artifact_path(package_path, _in_env_dir(env.name))
     spec = PackSpec(
         environment=env,
         requirements=requirements,
-        large=large,
-        parts=use_parts,
-        single_file=single_file,
-        compress=settings.get_compress() or (large and layout.compress),
+        large=choice.large,
+        parts=choice.parts,
+        single_file=choice.single_file,
+        compress=choice.compress,
         include_pex_tools=include_pex_tools,
         resolve_from_index=settings.get_venv_optimization_level() == 0,
-        layout_optimization=layout.name,
+        layout_optimization=choice.optimization.name,
         additional_repo=tuple([additional_repo] if isinstance(additional_repo, str)
                               else additional_repo or ()),
         additional_indexes=tuple(additional_indexes or ()),
-        editable_sources=sources,
+        editable_sources=_editable_sources(env, include_editable, choice, reporter),
     )
     store, path = _resolve(target, fs_args)
     fingerprint = spec.fingerprint()
@@ -210,20 +198,42 @@ def publish_env(
                 and _is_complete(store, path, current):
             return PublishResult(store.url(path), env.name, current, False, 0,
                                  "unchanged: the published manifest has the same fingerprint")
+    manifest, written = _build_and_write(spec, fingerprint, store, path, force_upload, reporter)
+    return PublishResult(store.url(path), env.name, manifest, True, written,
+                         "forced" if force_upload else "built")
 
+
+def _editable_sources(env: environment.Environment, include_editable: bool,
+                      choice: LayoutChoice, reporter: Reporter) -> Tuple[Tuple[str, str], ...]:
+    """``include_editable``: (arcname, file) of the editable projects baked into the
+    single file (none without one: the launchers ship them beside the parts)."""
+    if not (include_editable and env.editables):
+        return ()
+    if not choice.single_file:
+        _logger.warning(
+            "include_editable=True with C_PACK_LAYOUT=parts: editable projects are "
+            "shipped next to the parts on every launch, not baked into them")
+        return ()
+    reporter.step(f"including the editable projects {', '.join(sorted(env.editables))}")
+    return tuple(editables.source_files(env.editables))
+
+
+def _build_and_write(spec: PackSpec, fingerprint: str, store: Store, path: str,
+                     force_upload: bool, reporter: Reporter) -> Tuple[Manifest, int]:
+    """Build (or reuse C_PACK_ENV_FALLBACK_PATH), then publish; (manifest, bytes written)."""
     workdir = _workdir(store, path)
     tmp_name = f".{Path(path).name}{TMP_MARKER}{os.getpid()}-build"
-    builder = PexBuilder(progress=reporter.step)
     built: Optional[BuiltArtifact] = None
     fallback = settings.get_env_fallback_path()
     try:
-        if fallback and not force_upload and not use_parts and not sources:
+        if fallback and not force_upload and not spec.parts and not spec.editable_sources:
             built = _reuse_fallback(fallback, spec, workdir, tmp_name, reporter)
         if built is None:
             # forced: nothing cached is trusted, every distribution is zipped again
-            built = builder.build(spec, workdir, tmp_name, rebuild=force_upload)
+            built = PexBuilder(progress=reporter.step).build(spec, workdir, tmp_name,
+                                                             rebuild=force_upload)
         manifest = _manifest_for(built, Path(path).name, spec.package_installed, fingerprint,
-                                 env, env.name)
+                                 spec.environment, spec.environment.name)
         if built.parts:
             written = _write_parts(store, built, path, manifest, reporter, verify=force_upload)
         else:
@@ -237,8 +247,7 @@ def publish_env(
             _remove_local(built.path)
             if built.single is not None:
                 _remove_local(built.single.path)
-    return PublishResult(store.url(path), env.name, manifest, True, written,
-                         "forced" if force_upload else "built")
+    return manifest, written
 
 
 def _remove_local(path: Path) -> None:
@@ -309,8 +318,7 @@ def _manifest_for(built: BuiltArtifact, name: str, package_installed: Sequence[s
         platform=env.platform_tag if env else "",
         python_version=env.python_version if env else "",
         run=run_info_for(name, LAYOUT_PARTS if built.parts else ""),
-        layout=(LAYOUT_PARTS if built.parts
-                else "pex.zip" if name.endswith(LARGE_PEX_SUFFIX) else "pex"),
+        layout=published_layout(name, bool(built.parts)),
         parts=[part for part, _ in built.parts],
         file_size=built.single.size if built.parts and built.single else None,
         file_sha256=built.single.sha256 if built.parts and built.single else None,
@@ -491,13 +499,11 @@ def publish_spec(
         raise ConfigurationError(
             f"spec_file {spec_file}: unsupported format, must be a requirements .txt file")
     repo = spec_path.resolve().parent.name
-    unique = f"cluster_pack{'_' + repo if repo else ''}{PEX_SUFFIX}"
-    if not package_path:
-        package_path = f"{default_env_dir()}/{unique}"
-    elif not (package_path.endswith(PEX_SUFFIX) or package_path.endswith(LARGE_PEX_SUFFIX)):
-        package_path = f"{package_path.rstrip('/')}/{unique}"
-    if allow_large_pex and not package_path.endswith(".zip"):
-        package_path += ".zip"
+    unique = f"cluster_pack{'_' + repo if repo else ''}"
+    if package_path and not (package_path.endswith(PEX_SUFFIX)
+                             or package_path.endswith(LARGE_PEX_SUFFIX)):
+        package_path = f"{package_path.rstrip('/')}/{unique}{PEX_SUFFIX}"  # a directory
+    package_path = artifact_path(package_path, allow_large_pex, _in_env_dir(unique))
     store, path = _resolve(package_path, fs_args)
     digest = hashlib.sha1(spec_path.read_bytes()).hexdigest()  # the original's key
     if not force_upload:
@@ -508,18 +514,11 @@ def publish_spec(
     workdir = _workdir(store, path)
     with tempfile.TemporaryDirectory(dir=workdir,
                                      prefix=f".{Path(path).name}{TMP_MARKER}spec-") as tmp:
-        from cluster_pack.pack import pex as pex_tool
-        from cluster_pack.pack.builder import run_tool, zip_directory
-
         layout = settings.get_layout_optimization()
         out = Path(tmp) / ("env.pex" if not allow_large_pex else "env-dir.pex")
-        cmd = pex_tool.pex_command() + ["--venv", "--no-emit-warnings", *PEX_TOOL_OPTIONS,
-                                      "--max-install-jobs", "0", "-r", str(spec_path),
-                                      "-o", str(out)]
-        if allow_large_pex:
-            cmd += ["--layout", layout.pex_layout]
         reporter.step(f"resolving and building {spec_file}")
-        run_tool(cmd, "pex")
+        pex_tool.run_pex(out, requirements_file=spec_path,
+                         layout=layout.pex_layout if allow_large_pex else None)
         if allow_large_pex:
             zipped = Path(tmp) / "env.pex.zip"
             zip_directory(out, zipped, compress=layout.compress)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlparse
 
+from cluster_pack.atomic import atomic_write
 from cluster_pack.errors import ConfigurationError, StorageError
 from cluster_pack.store import backends
 from cluster_pack.store.backends import ARTIFACT_MODE, DIR_MODE, FILE_MODE
@@ -110,16 +111,10 @@ class Store:
     def download(self, path: str, local_path: Path,
                  progress: Optional[ProgressCallback] = None) -> None:
         """Copy a file of the store to a local path (atomically: tmp then rename)."""
-        local_path = Path(local_path)
-        tmp = local_path.with_name(f".{local_path.name}{TMP_MARKER}{secrets.token_hex(4)}")
-        try:
+        with atomic_write(Path(local_path), marker=TMP_MARKER) as tmp:
             with self._errors(f"downloading {self.url(path)}"):
                 with self.fs.open(path, "rb") as src, open(tmp, "wb") as dst:
                     _copy(src, dst, progress)
-            os.replace(tmp, local_path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
 
     def ls(self, path: str) -> List[Dict[str, Any]]:
         with self._errors(f"listing {self.url(path)}"):

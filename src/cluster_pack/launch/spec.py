@@ -251,7 +251,7 @@ def _runner_zip_entries() -> Iterator[Tuple[str, bytes]]:
     """(arcname, content) of the runner zip: the standalone runner module, and the
     driver's cloudpickle package under ``cluster_pack_vendor/``."""
     yield (f"{FUNCTION_RUNNER_STANDALONE_MODULE}.py",
-           importlib.resources.files("cluster_pack").joinpath("run_function.py").read_bytes())
+           importlib.resources.files("cluster_pack.launch").joinpath("run_function.py").read_bytes())
     stack = [(importlib.resources.files("cloudpickle"), f"{run_function.VENDOR_DIR}/cloudpickle")]
     while stack:
         directory, prefix = stack.pop()

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from cluster_pack.errors import ConfigurationError
+from cluster_pack.launch import assembly
 from cluster_pack.launch.spec import LaunchSpec, Resource, build_launch_spec, environment_resource
 from cluster_pack.pack import parts as parts_module
 from cluster_pack.pack.parts import Part, tree_sha256
@@ -78,7 +79,7 @@ def test_launch_spec_for_a_parts_environment(tmp_path):
     assert [(r.source, r.name, r.size, r.sha256, r.shared, r.kind) for r in spec.resources] == [
         (f"hdfs:///envs/.cluster-pack-parts/{p.sha256}", parts_module.link_name(p), p.size,
          p.sha256, True, "file") for p in parts[:3]]
-    assert spec.setup == parts_module.assembly_script("x.pex", parts)
+    assert spec.setup == assembly.assembly_script("x.pex", parts)
     script = spec.shell_script()
     assert script.index(spec.setup.splitlines()[0]) < script.index("./x.pex/__main__.py")
 

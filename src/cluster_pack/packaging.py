@@ -415,13 +415,12 @@ def get_pyenv_usage_from_archive(path_to_archive: str) -> PythonEnvDescription:
     PythonEnvDescription(path_to_archive='hdfs:///user/me/envs/myenv.pex', \
 interpreter_cmd='./myenv.pex', dest_path='myenv.pex', must_unpack=False)
     """
-    from cluster_pack.errors import IntegrityError
     from cluster_pack.store.manifest import run_info_for
 
     name = os.path.basename(path_to_archive)
     try:
         run = run_info_for(name)
-    except IntegrityError:
+    except ConfigurationError:
         raise ValueError(f"Archive format {name} unsupported. Must be .pex/pex.zip") from None
     return PythonEnvDescription(path_to_archive, run.interpreter_cmd, run.dest_path,
                                 run.must_unpack)

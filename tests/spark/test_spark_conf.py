@@ -395,3 +395,13 @@ def test_add_packaged_environment_parts_on_s3_reads_with_the_builders_s3_setting
     assert READS[-1] == ("s3a://b/envs/me.pex", {"anon": True})
     scb.add_packaged_environment(ssb, "hdfs:///envs/me.pex")
     assert READS[-1] == ("hdfs:///envs/me.pex", None)
+
+
+def test_bad_input_is_a_configuration_error_still_caught_as_value_error():
+    from cluster_pack.errors import ConfigurationError
+    from cluster_pack.launch.spec import LaunchSpec
+
+    with pytest.raises(ConfigurationError, match=r"me\.tar: unsupported artifact.*\.pex"):
+        spark_conf.spark_conf("hdfs:///envs/me.tar")
+    with pytest.raises(ValueError, match="neither a command nor resources"):
+        spark_conf.spark_conf(LaunchSpec(argv=[]))

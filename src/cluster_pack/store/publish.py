@@ -396,8 +396,10 @@ def publish_zip(
     reporter: Optional[Reporter] = None,
 ) -> PublishResult:
     """Publish an existing ``.pex``/``.pex.zip`` (local path, storage URL or http(s) URL)."""
+    from cluster_pack.store.storage import parse_url
+
     reporter = reporter or Reporter()
-    source_name = Path(urlparse(zip_file).path).name
+    source_name = Path(parse_url(zip_file).path).name
     if not (source_name.endswith(PEX_SUFFIX) or source_name.endswith(LARGE_PEX_SUFFIX)):
         raise ConfigurationError(
             f"{zip_file}: unsupported archive, must be a .pex or .pex.zip file")

@@ -256,3 +256,65 @@ def test_a_malformed_fs_arg_is_one_error_line_with_status_2(capsys, tmp_path):
     assert cli.main(["info", "--fs-arg", "no-equal-sign", str(tmp_path / "x.pex")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "Error: --fs-arg expects key=value, got 'no-equal-sign'"]
+
+
+# -- list_environments: what `cluster-pack ls` shows ----------------------------------------
+
+def test_list_environments_finds_each_layout_and_skips_everything_else(tmp_path):
+    from cluster_pack.store import publish
+    from cluster_pack.store.storage import TMP_MARKER
+
+    parts_path, _ = publish_fake_parts(tmp_path, "env", FAKE)
+    data = b"zip"
+    (tmp_path / "single.pex").write_bytes(data)
+    manifest = Manifest("f" * 64, "single.pex", len(data), hashlib.sha256(data).hexdigest(), [],
+                        "p", "3.11", run_info_for("single.pex"), created_by="cluster-pack 9.9")
+    (tmp_path / "single.json").write_bytes(manifest.to_json())
+    (tmp_path / "big.pex.zip").write_bytes(b"zipzip")
+    (tmp_path / "original.pex").write_bytes(b"z")
+    (tmp_path / "original.json").write_text('{"package_installed": []}')  # the original's
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / f".next.pex{TMP_MARKER}123").write_bytes(b"partial")
+    (tmp_path / "fetched.pex").mkdir()  # a directory is not a published environment
+
+    found = publish.list_environments(str(tmp_path))
+    assert [(e.name, e.layout, e.size, e.version) for e in found] == [
+        ("big.pex.zip", "pex.zip", 6, None),
+        ("env.pex", "parts", sum(len(v) for v in FAKE.values()), None),
+        ("original.pex", "pex", 1, None),
+        ("single.pex", "pex", 3, "cluster-pack 9.9"),
+    ]
+    assert found[1].path == parts_path and found[3].path == str(tmp_path / "single.pex")
+    assert found[3].modified == pytest.approx((tmp_path / "single.pex").stat().st_mtime)
+    assert found[1].modified == pytest.approx((tmp_path / "env.json").stat().st_mtime)
+
+
+def test_list_environments_of_a_missing_directory(tmp_path, monkeypatch):
+    from cluster_pack.errors import ConfigurationError
+    from cluster_pack.store import publish
+
+    # the default directory before anything was published there: nothing, no error
+    monkeypatch.setattr(publish, "default_env_dir", lambda: str(tmp_path / "default"))
+    assert publish.list_environments() == []
+    with pytest.raises(ConfigurationError, match=f"{tmp_path / 'other'}: no such directory"):
+        publish.list_environments(str(tmp_path / "other"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigurationError, match=f"{tmp_path / 'file'} is a file"):
+        publish.list_environments(str(tmp_path / "file"))
+
+
+def test_ls_shows_what_list_environments_returns(capsys, tmp_path):
+    data = b"zip"
+    (tmp_path / "single.pex").write_bytes(data)
+    manifest = Manifest("f" * 64, "single.pex", len(data), hashlib.sha256(data).hexdigest(), [],
+                        "p", "3.11", run_info_for("single.pex"), created_by="cluster-pack 9.9")
+    (tmp_path / "single.json").write_bytes(manifest.to_json())
+    assert cli.main(["ls", "--json", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == [{"name": "single.pex", "path": str(tmp_path / "single.pex"), "size": 3,
+                     "modified": (tmp_path / "single.pex").stat().st_mtime, "layout": "pex",
+                     "version": "cluster-pack 9.9"}]
+    assert cli.main(["ls", str(tmp_path)]) == 0
+    line, = capsys.readouterr().out.splitlines()
+    assert line.endswith(f"  pex      {tmp_path / 'single.pex'}  (cluster-pack 9.9)")

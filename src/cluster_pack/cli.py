@@ -164,29 +164,17 @@ def _missing_parts(store: Any, path: str, manifest: Any) -> List[str]:
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
-    from cluster_pack.store import publish
-    from cluster_pack.store.storage import TMP_MARKER, Store, mtime_of
+    import dataclasses
 
-    directory = args.directory or publish.default_env_dir()
-    store, path = Store.for_url(directory, _fs_args(args.fs_arg))
-    entries = {entry["name"].rstrip("/").rsplit("/", 1)[-1]: entry for entry in store.ls(path)}
-    rows = []
-    for name, entry in entries.items():
-        if TMP_MARKER in name:
-            continue
-        if name.endswith(".pex") or name.endswith(".pex.zip"):
-            rows.append({"name": name, "path": store.url(entry["name"]),
-                         "size": entry.get("size"), "modified": mtime_of(entry),
-                         "layout": "pex.zip" if name.endswith(".pex.zip") else "pex"})
-        elif name.endswith(".json") and name[:-len(".json")] + ".pex" not in entries:
-            row = _parts_row(store, entry, name[:-len(".json")] + ".pex")
-            if row:
-                rows.append(row)
-    rows.sort(key=lambda r: r["name"])
+    from cluster_pack.store import publish
+
+    found = publish.list_environments(args.directory, _fs_args(args.fs_arg))
+    rows = [dataclasses.asdict(e) for e in found]
     text = "\n".join(
         f"{_human_size(r['size']):>10}  "
         f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r['modified'])) if r['modified'] else '-':16}  "
-        f"{r['path']}" for r in rows) or f"no environments in {store.url(path)}"
+        f"{r['layout']:7}  {r['path']}{'  (' + r['version'] + ')' if r['version'] else ''}"
+        for r in rows) or f"no environments in {args.directory or publish.default_env_dir()}"
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
@@ -209,25 +197,6 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     _emit(args, {"removed": done.removed, "kept_young": done.kept_young,
                  "freed_bytes": done.freed_bytes, "dry_run": args.dry_run}, text)
     return 0
-
-
-def _parts_row(store: Any, manifest_entry: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
-    """The ``ls`` row of a parts environment: it has a manifest but no file at its path.
-
-    Any other JSON file of the directory (not a manifest, a manifest of something else,
-    a damaged one) is not an environment and is skipped."""
-    from cluster_pack.store import publish
-    from cluster_pack.store.storage import mtime_of
-
-    package_path = manifest_entry["name"].rstrip("/").rsplit("/", 1)[0] + "/" + name
-    try:
-        manifest = publish.read_manifest(store, package_path)
-    except ClusterPackError:
-        return None
-    if manifest is None or not manifest.is_parts or manifest.artifact_name != name:
-        return None
-    return {"name": name, "path": store.url(package_path), "size": manifest.size,
-            "modified": mtime_of(manifest_entry), "layout": manifest.layout}
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:

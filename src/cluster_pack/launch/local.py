@@ -233,7 +233,12 @@ def fetch_env(package_path: str, dest_dir: Union[str, Path],
         raise ConfigurationError(
             f"{dest}: fetching an environment onto its own published path; choose another "
             "destination directory")
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the way, no permission...
+        raise ConfigurationError(
+            f"{dest_dir}: cannot write the environment there ({exc.strerror or exc}); "
+            "choose another destination directory") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}{TMP_MARKER}fetch-", dir=dest_dir))
     try:
         if manifest is not None and manifest.is_parts:

@@ -260,6 +260,10 @@ def test_cli_spark_args(tmp_path):
     envs = tmp_path / "envs"
     envs.mkdir()
     (envs / "parts.json").write_bytes(parts_manifest("parts.pex").to_json())
+    # single files of the original tool (no manifest): spark-args refuses a path where
+    # nothing is published
+    (envs / "single.pex").write_bytes(b"zip")
+    (envs / "big.pex.zip").write_bytes(b"zip")
     out = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args", "--json",
                           "--master", "yarn", str(envs / "single.pex")],
                          capture_output=True, text=True, env=env, timeout=60)
@@ -279,6 +283,13 @@ def test_cli_spark_args(tmp_path):
     files = files[files.index("--files") + 1].split(",")
     assert files[:-1] == [f"{envs}/.cluster-pack-parts/{p.sha256}#cpack-{p.sha256[:32]}"
                           for p in PARTS]
+    out = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args",
+                          str(envs / "typo.pex")], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"Error: {envs}/typo.pex: no environment is published there (neither the file nor its "
+        f"manifest {envs}/typo.json); publish it with cluster-pack upload"]
 
 
 # -- S3 --------------------------------------------------------------------------------------

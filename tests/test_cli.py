@@ -264,3 +264,188 @@ def test_a_malformed_fs_arg_is_one_error_line_with_status_2(capsys, tmp_path):
     assert cli.main(["info", "--fs-arg", "no-equal-sign", str(tmp_path / "x.pex")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "Error: --fs-arg expects key=value, got 'no-equal-sign'"]
+
+
+# -- bad input: every command answers with one "Error:" line naming the culprit, exit 2 ----
+
+@pytest.fixture
+def bad_input_paths(tmp_path):
+    """{tmp}: a directory; {file}: a plain file; {env}: a published single-file environment;
+    {tar}: a file that is not an environment."""
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    data = b"not really a zipapp"
+    (envs / "one.pex").write_bytes(data)
+    manifest = Manifest("f" * 64, "one.pex", len(data), hashlib.sha256(data).hexdigest(), [],
+                        "p", "3.11", run_info_for("one.pex"))
+    (envs / "one.json").write_bytes(manifest.to_json())
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "env.tar").write_text("x")
+    return {"tmp": str(tmp_path), "file": str(tmp_path / "afile"),
+            "env": str(envs / "one.pex"), "tar": str(tmp_path / "env.tar")}
+
+
+def assert_one_error_line(capsys, argv, culprit, code=2):
+    assert cli.main(argv) == code
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: "), captured.err
+    assert culprit in err[0], err[0]
+    return err[0]
+
+
+BAD_INPUT = {
+    "upload": [
+        (["upload", "--package-path", "hdfs://nn:notaport/envs/e.pex"], "hdfs://nn:notaport"),
+        (["upload", "--layout", "zip"], "--layout"),
+        (["upload", "--package-path", ""], "--package-path"),
+        (["upload", "--package-path", "{file}/e.pex"], "{file}"),
+        (["upload", "--not-an-option"], "--not-an-option"),
+    ],
+    "upload-zip": [
+        (["upload-zip", "{tmp}/missing.pex", "--package-path", "{tmp}/out.pex"],
+         "{tmp}/missing.pex"),
+        (["upload-zip", "{env}", "--package-path", "{tmp}/out.pex", "--sha256", "xyz"],
+         "--sha256"),
+        (["upload-zip", "http://[::1/e.pex", "--package-path", "{tmp}/out.pex"],
+         "http://[::1/e.pex"),
+        (["upload-zip", "{env}", "--package-path", "{file}/out.pex"], "{file}"),
+    ],
+    "info": [
+        (["info", "hdfs://[::1/envs/e.pex"], "hdfs://[::1/envs/e.pex"),
+        (["info", "{file}/e.pex"], "{file}/e.json"),
+        (["info"], "path"),
+    ],
+    "ls": [
+        (["ls", "{tmp}/nowhere"], "{tmp}/nowhere"),
+        (["ls", "{file}"], "{file}"),
+        (["ls", "ftp://host/envs"], "ftp://"),
+    ],
+    "gc": [
+        (["gc", "--min-age-days", "-1", "{tmp}"], "--min-age-days"),
+        (["gc", "--min-age-days", "a week", "{tmp}"], "a week"),
+        (["gc", "{tmp}/nowhere"], "{tmp}/nowhere"),
+        (["gc", "{file}"], "{file}"),
+    ],
+    "run": [
+        (["run", "--local", "--package-path", "{tmp}/nothing.pex", "--", "python", "-c", "1"],
+         "{tmp}/nothing.pex"),
+        (["run", "--local", "--env", "NOEQUALS", "--package-path", "{env}", "--", "python"],
+         "NOEQUALS"),
+        (["run", "--local", "--node-dir", "{file}", "--package-path", "{env}", "--", "python"],
+         "{file}"),
+        (["run", "--local", "--package-path", "{tar}", "--", "python"], "env.tar"),
+    ],
+    "fetch": [
+        (["fetch", "{env}", "{file}"], "{file}"),
+        (["fetch", "ftp://host/e.pex", "{tmp}/out"], "ftp://host/e.pex"),
+        (["fetch", "{tmp}/nothing.pex", "{tmp}/out"], "{tmp}/nothing.json"),
+    ],
+    "spark-args": [
+        (["spark-args", "{tmp}/nothing.pex"], "{tmp}/nothing.pex"),
+        (["spark-args", "{tar}"], "env.tar"),
+        (["spark-args", "{env}", "--deploy-mode", "both"], "--deploy-mode"),
+    ],
+    "cluster-pack": [
+        (["bogus"], "'bogus'"),
+        ([], "required"),
+    ],
+}
+
+
+@pytest.mark.parametrize("command", sorted(BAD_INPUT))
+def test_bad_input_of_each_command_is_one_error_line_with_status_2(
+        capsys, bad_input_paths, command):
+    for argv, culprit in BAD_INPUT[command]:
+        argv = [arg.format(**bad_input_paths) for arg in argv]
+        assert_one_error_line(capsys, argv, culprit.format(**bad_input_paths))
+
+
+def test_a_storage_option_the_filesystem_refuses_is_named(capsys):
+    pytest.importorskip("s3fs")
+    assert_one_error_line(capsys, ["info", "--fs-arg", "bogus_option=1", "s3://bucket/e.pex"],
+                          "bogus_option")
+
+
+def test_a_multi_line_message_is_one_line_and_verbose_adds_the_traceback(capsys, monkeypatch):
+    from cluster_pack.errors import BuildError
+
+    def fail(args):
+        raise BuildError("pex failed:\nerror: first\n\n  cause: second\n")
+
+    monkeypatch.setattr(cli, "_cmd_ls", fail)
+    assert assert_one_error_line(capsys, ["ls"], "pex failed", code=1) == \
+        "Error: pex failed: | error: first | cause: second"
+    assert cli.main(["ls", "--verbose"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_the_installed_command_reports_bad_input_on_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cluster_pack", "gc", "--min-age-days", "x",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "Error: cluster-pack gc: argument --min-age-days: expects a number of days >= 0, got "
+        "'x' (see cluster-pack gc --help)"]
+
+
+# -- list_environments: what `cluster-pack ls` shows ----------------------------------------
+
+def test_list_environments_finds_each_layout_and_skips_everything_else(tmp_path):
+    from cluster_pack.store import publish
+    from cluster_pack.store.storage import TMP_MARKER
+
+    parts_path, _ = publish_fake_parts(tmp_path, "env", FAKE)
+    data = b"zip"
+    (tmp_path / "single.pex").write_bytes(data)
+    manifest = Manifest("f" * 64, "single.pex", len(data), hashlib.sha256(data).hexdigest(), [],
+                        "p", "3.11", run_info_for("single.pex"), created_by="cluster-pack 9.9")
+    (tmp_path / "single.json").write_bytes(manifest.to_json())
+    (tmp_path / "big.pex.zip").write_bytes(b"zipzip")
+    (tmp_path / "original.pex").write_bytes(b"z")
+    (tmp_path / "original.json").write_text('{"package_installed": []}')  # the original's
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / f".next.pex{TMP_MARKER}123").write_bytes(b"partial")
+    (tmp_path / "fetched.pex").mkdir()  # a directory is not a published environment
+
+    found = publish.list_environments(str(tmp_path))
+    assert [(e.name, e.layout, e.size, e.version) for e in found] == [
+        ("big.pex.zip", "pex.zip", 6, None),
+        ("env.pex", "parts", sum(len(v) for v in FAKE.values()), None),
+        ("original.pex", "pex", 1, None),
+        ("single.pex", "pex", 3, "cluster-pack 9.9"),
+    ]
+    assert found[1].path == parts_path and found[3].path == str(tmp_path / "single.pex")
+    assert found[3].modified == pytest.approx((tmp_path / "single.pex").stat().st_mtime)
+    assert found[1].modified == pytest.approx((tmp_path / "env.json").stat().st_mtime)
+
+
+def test_list_environments_of_a_missing_directory(tmp_path, monkeypatch):
+    from cluster_pack.errors import ConfigurationError
+    from cluster_pack.store import publish
+
+    # the default directory before anything was published there: nothing, no error
+    monkeypatch.setattr(publish, "default_env_dir", lambda: str(tmp_path / "default"))
+    assert publish.list_environments() == []
+    with pytest.raises(ConfigurationError, match=f"{tmp_path / 'other'}: no such directory"):
+        publish.list_environments(str(tmp_path / "other"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigurationError, match=f"{tmp_path / 'file'} is a file"):
+        publish.list_environments(str(tmp_path / "file"))
+
+
+def test_ls_shows_what_list_environments_returns(capsys, tmp_path):
+    data = b"zip"
+    (tmp_path / "single.pex").write_bytes(data)
+    manifest = Manifest("f" * 64, "single.pex", len(data), hashlib.sha256(data).hexdigest(), [],
+                        "p", "3.11", run_info_for("single.pex"), created_by="cluster-pack 9.9")
+    (tmp_path / "single.json").write_bytes(manifest.to_json())
+    assert cli.main(["ls", "--json", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == [{"name": "single.pex", "path": str(tmp_path / "single.pex"), "size": 3,
+                     "modified": (tmp_path / "single.pex").stat().st_mtime, "layout": "pex",
+                     "version": "cluster-pack 9.9"}]
+    assert cli.main(["ls", str(tmp_path)]) == 0
+    line, = capsys.readouterr().out.splitlines()
+    assert line.endswith(f"  pex      {tmp_path / 'single.pex'}  (cluster-pack 9.9)")

@@ -2,6 +2,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -102,3 +103,57 @@ def test_the_assembled_parts_run_through_the_generated_script(tmp_path):
                          env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ran from a part"
+
+
+@pytest.fixture
+def fake_env(tmp_path, monkeypatch):
+    """A published "environment" that is this interpreter (a shell script named .pex), with
+    temporary directories made in ``tmp_path/tmp`` and no editable project shipped."""
+    from cluster_pack.launch import spec as spec_module
+
+    env = tmp_path / "envs" / "fake.pex"
+    env.parent.mkdir()
+    env.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    env.chmod(0o755)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("C_PACK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(spec_module, "editable_resources", lambda workdir=None: [])
+    return str(env), scratch
+
+
+def test_run_function_returns_the_result_and_leaves_no_temporary_directory(fake_env):
+    from cluster_pack.launch import local
+
+    package_path, scratch = fake_env
+    offset = 40
+    assert local.run_function(lambda x: x + offset, [2], package_path=package_path) == 42
+    assert local.run_function(lambda: "again", package_path=package_path) == "again"
+    assert list(scratch.iterdir()) == []
+
+
+def test_run_function_failure_names_the_function_and_leaves_no_temporary_directory(fake_env):
+    from cluster_pack.errors import JobFailedError
+    from cluster_pack.launch import local
+
+    package_path, scratch = fake_env
+
+    def broken():
+        raise KeyError("kaboom")
+
+    with pytest.raises(JobFailedError, match=r"(?s)broken failed in the packed environment "
+                                             r".*fake\.pex.*KeyError: 'kaboom'") as info:
+        local.run_function(broken, package_path=package_path)
+    assert isinstance(info.value, RuntimeError)  # what the function documented before
+    assert list(scratch.iterdir()) == []
+
+
+def test_run_function_keeps_a_working_directory_the_caller_gave(fake_env, tmp_path):
+    from cluster_pack.launch import local
+
+    package_path, scratch = fake_env
+    mine = tmp_path / "mine"
+    assert local.run_function(lambda: 1, package_path=package_path, workdir=mine) == 1
+    assert (mine / "launch_container.sh").is_file()
+    assert list(scratch.iterdir()) == []

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from cluster_pack.errors import IntegrityError
+from cluster_pack.errors import ConfigurationError, IntegrityError
 from cluster_pack.pack.parts import Part, tree_sha256
 from cluster_pack.store.manifest import (
     LAYOUT_PARTS,
@@ -73,7 +73,7 @@ def test_run_info_matches_get_pyenv_usage_from_archive():
     large = run_info_for("e.pex.zip")
     assert (large.dest_path, large.interpreter_cmd, large.must_unpack) == \
         ("pyenv", "pyenv/__main__.py", True)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(ConfigurationError, match="e.tar.gz"):
         run_info_for("e.tar.gz")
 
 

@@ -88,3 +88,27 @@ def test_publish_file_without_sweep_leaves_the_directory_alone(tmp_path):
     assert stale.exists() and (tmp_path / "pool" / "part").read_bytes() == b"data"
     store.publish_file(source, path)
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("url,what", [
+    ("hdfs://namenode:notaport/envs/e.pex", "Port could not be cast"),
+    ("hdfs://namenode:99999/envs/e.pex", "Port out of range"),
+    ("s3://[::1/envs/e.pex", "Invalid IPv6 URL"),
+])
+def test_a_malformed_url_is_a_configuration_error_naming_it(url, what):
+    with pytest.raises(ConfigurationError, match=f"^{url.replace('[', '.')}: malformed URL .*{what}"):
+        Store.for_url(url)
+
+
+def test_a_file_on_the_way_is_a_configuration_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    store, path = Store.for_url(str(tmp_path / "file" / "e.json"))
+    with pytest.raises(ConfigurationError, match="a part of the path is a file"):
+        store.read_bytes(path, 100)
+
+
+def test_an_option_the_filesystem_refuses_is_a_configuration_error():
+    pytest.importorskip("s3fs")
+    store, path = Store.for_url("s3://bucket/envs/e.pex", {"bogus_option": 1})
+    with pytest.raises(ConfigurationError, match="bogus_option.*check the storage options"):
+        store.read_bytes(path, 100)

@@ -67,6 +67,7 @@ _NEW_API: dict[str, str] = {
     "StorageError": "cluster_pack.errors",
     "IntegrityError": "cluster_pack.errors",
     "ClusterError": "cluster_pack.errors",
+    "JobFailedError": "cluster_pack.errors",
 }
 
 __all__ = sorted({*_ORIGINAL_API, *_ORIGINAL_MODULES, *_NEW_API, "__version__"})
@@ -96,6 +97,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         ClusterPackError,
         ConfigurationError,
         IntegrityError,
+        JobFailedError,
         StorageError,
     )
     from cluster_pack.launch.local import fetch_env  # noqa: F401

@@ -21,7 +21,7 @@ import os
 import shlex
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
     from cluster_pack.store.manifest import Manifest
@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # the commands import what they use when they run (a fast --h
 
 from cluster_pack.errors import ClusterPackError, ConfigurationError
 from cluster_pack.pack.layout import (
-    LARGE_PEX_SUFFIX,
-    PEX_SUFFIX,
     PUBLISHED_PEX_ZIP,
     Layout,
     published_layout,
@@ -61,6 +59,64 @@ def _fs_args(pairs: Optional[List[str]]) -> Optional[Dict[str, Any]]:
             value = json.loads(value)
         args[key] = value
     return args
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line as one ``Error:`` line (exit 2), like every other error,
+    instead of argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigurationError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _non_negative_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expects a number of days >= 0, got {text!r}")
+    return value
+
+
+def _sha256(text: str) -> str:
+    value = text.strip().lower()
+    if len(value) != 64 or set(value) - set("0123456789abcdef"):
+        raise argparse.ArgumentTypeError(f"expects 64 hexadecimal digits, got {text!r}")
+    return value
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; leave the option out for the default")
+    return text
+
+
+def _env_pair(text: str) -> Tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expects NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _one_line(message: str) -> str:
+    """A message of several lines (a tool's output, a traceback) as one line."""
+    return " | ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def _published(package_path: str, fs_args: Optional[Dict[str, Any]]) -> Any:
+    """The manifest of the environment at ``package_path`` (None for the original tool's);
+    :class:`ConfigurationError` when nothing is published there."""
+    from cluster_pack.store.manifest import manifest_path, read_manifest
+    from cluster_pack.store.storage import Store
+
+    store, path = Store.for_url(package_path, fs_args)
+    manifest = read_manifest(store, path, strict=True)
+    if manifest is None and not store.exists(path):
+        raise ConfigurationError(
+            f"{package_path}: no environment is published there (neither the file nor its "
+            f"manifest {store.url(manifest_path(path))}); publish it with cluster-pack upload")
+    return manifest
 
 
 def _reporter(args: argparse.Namespace):
@@ -173,29 +229,17 @@ def _missing_parts(store: "Store", path: str, manifest: "Manifest") -> List[str]
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
-    from cluster_pack.store import publish
-    from cluster_pack.store.storage import TMP_MARKER, Store, mtime_of
+    import dataclasses
 
-    directory = args.directory or publish.default_env_dir()
-    store, path = Store.for_url(directory, _fs_args(args.fs_arg))
-    entries = {entry["name"].rstrip("/").rsplit("/", 1)[-1]: entry for entry in store.ls(path)}
-    rows = []
-    for name, entry in entries.items():
-        if TMP_MARKER in name:
-            continue
-        if name.endswith(PEX_SUFFIX) or name.endswith(LARGE_PEX_SUFFIX):
-            rows.append({"name": name, "path": store.url(entry["name"]),
-                         "size": entry.get("size"), "modified": mtime_of(entry),
-                         "layout": published_layout(name)})
-        elif name.endswith(".json") and name[:-len(".json")] + PEX_SUFFIX not in entries:
-            row = _parts_row(store, entry, name[:-len(".json")] + PEX_SUFFIX)
-            if row:
-                rows.append(row)
-    rows.sort(key=lambda r: r["name"])
+    from cluster_pack.store import publish
+
+    found = publish.list_environments(args.directory, _fs_args(args.fs_arg))
+    rows = [dataclasses.asdict(e) for e in found]
     text = "\n".join(
         f"{_human_size(r['size']):>10}  "
         f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r['modified'])) if r['modified'] else '-':16}  "
-        f"{r['path']}" for r in rows) or f"no environments in {store.url(path)}"
+        f"{r['layout']:7}  {r['path']}{'  (' + r['version'] + ')' if r['version'] else ''}"
+        for r in rows) or f"no environments in {args.directory or publish.default_env_dir()}"
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
@@ -209,6 +253,10 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
     directory = args.directory or publish.default_env_dir()
     store, path = Store.for_url(directory, _fs_args(args.fs_arg))
+    if not store.isdir(path) and (args.directory or store.exists(path)):
+        raise ConfigurationError(
+            f"{store.url(path)}: {'is a file' if store.exists(path) else 'no such directory'}; "
+            "give the directory the environments are published in")
     done = parts_pool.collect_garbage(store, path, min_age_days=args.min_age_days,
                                  dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
@@ -218,25 +266,6 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     _emit(args, {"removed": done.removed, "kept_young": done.kept_young,
                  "freed_bytes": done.freed_bytes, "dry_run": args.dry_run}, text)
     return 0
-
-
-def _parts_row(store: "Store", manifest_entry: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
-    """The ``ls`` row of a parts environment: it has a manifest but no file at its path.
-
-    Any other JSON file of the directory (not a manifest, a manifest of something else,
-    a damaged one) is not an environment and is skipped."""
-    from cluster_pack.store import publish
-    from cluster_pack.store.storage import mtime_of
-
-    package_path = manifest_entry["name"].rstrip("/").rsplit("/", 1)[0] + "/" + name
-    try:
-        manifest = publish.read_manifest(store, package_path)
-    except ClusterPackError:
-        return None
-    if manifest is None or not manifest.is_parts or manifest.artifact_name != name:
-        return None
-    return {"name": name, "path": store.url(package_path), "size": manifest.size,
-            "modified": mtime_of(manifest_entry), "layout": manifest.layout}
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -274,9 +303,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             f"the command must start with python (it runs with the packed interpreter), "
             f"got {command[0]!r}")
+    if args.node_dir and os.path.exists(args.node_dir) and not os.path.isdir(args.node_dir):
+        raise ConfigurationError(f"--node-dir {args.node_dir} is a file; give a directory")
+    fs_args = _fs_args(args.fs_arg)
+    manifest = _published(args.package_path, fs_args) if args.package_path else None
     spec = launch.build_launch_spec(command[1:], package_path=args.package_path,
-                                    env_vars=dict(e.partition("=")[::2] for e in args.env or []),
-                                    fs_args=_fs_args(args.fs_arg))
+                                    env_vars=dict(args.env or []), fs_args=fs_args,
+                                    manifest=manifest)
     if not args.json:
         print(f"running {shlex.join(command)} from {spec.package_path}", file=sys.stderr)
     result = runner.run(spec, node_dir=args.node_dir, capture=args.json,
@@ -293,6 +326,7 @@ def _cmd_spark_args(args: argparse.Namespace) -> int:
 
     from cluster_pack.launch import spark as spark_conf
 
+    _published(args.path, _fs_args(args.fs_arg))
     argv = spark_conf.spark_submit_args(
         args.path, master=args.master, deploy_mode=args.deploy_mode, pex_root=args.pex_root,
         include_editables=args.editables, driver_python=args.driver_python,
@@ -305,12 +339,12 @@ def _cmd_spark_args(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cluster-pack",
         description="Pack the current virtualenv, publish it, run jobs with it.")
     parser.add_argument("--version", action="version",
                         version=f"cluster-pack {__import__('cluster_pack').__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     common.add_argument("--fs-arg", action="append", metavar="KEY=VALUE",
@@ -318,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command_name", required=True)
 
     up = sub.add_parser("upload", parents=[common], help="pack and publish the current venv")
-    up.add_argument("--package-path", help="target URL (default: the user's env directory)")
+    up.add_argument("--package-path", type=_non_empty,
+                    help="target URL (default: the user's env directory)")
     up.add_argument("--force", action="store_true", help="rebuild even if unchanged")
     up.add_argument("--additional-packages", nargs="*", metavar="NAME==VERSION")
     up.add_argument("--ignored-packages", nargs="*", metavar="NAME")
@@ -336,9 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     uz = sub.add_parser("upload-zip", parents=[common], help="publish an existing .pex")
     uz.add_argument("zip_file", help="local path or http(s) URL of a .pex / .pex.zip")
-    uz.add_argument("--package-path")
+    uz.add_argument("--package-path", type=_non_empty)
     uz.add_argument("--force", action="store_true")
-    uz.add_argument("--sha256", help="refuse the file unless it has this sha256")
+    uz.add_argument("--sha256", type=_sha256, help="refuse the file unless it has this sha256")
     uz.set_defaults(func=_cmd_upload_zip)
 
     info = sub.add_parser("info", parents=[common], help="what a published environment holds")
@@ -352,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc = sub.add_parser("gc", parents=[common],
                         help="remove parts no manifest of the directory names any more")
     gc.add_argument("directory", nargs="?", help="default: the user's env directory")
-    gc.add_argument("--min-age-days", type=float, default=7.0,
+    gc.add_argument("--min-age-days", type=_non_negative_days, default=7.0,
                     help="keep unreferenced parts younger than this: jobs submitted with an "
                          "older manifest may still localize them (default: 7)")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
@@ -361,9 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="run a command in a packed environment")
     run.add_argument("--local", action="store_true",
                      help="run on this machine exactly as a cluster container would")
-    run.add_argument("--package-path", help="published environment (default: upload first)")
-    run.add_argument("--node-dir", help="node cache directory (default: in the cache dir)")
-    run.add_argument("--env", action="append", metavar="NAME=VALUE")
+    run.add_argument("--package-path", type=_non_empty,
+                     help="published environment (default: upload first)")
+    run.add_argument("--node-dir", type=_non_empty,
+                     help="node cache directory (default: in the cache dir)")
+    run.add_argument("--env", action="append", metavar="NAME=VALUE", type=_env_pair)
     run.add_argument("--pre-script-hook", help="shell code run before the command")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=_cmd_run)
@@ -389,21 +426,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# raised by a local path the command was given (not wrapped on the way): fix the call
+_BAD_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, IsADirectoryError,
+                    PermissionError)
+
+
+def _fail(exc: BaseException, code: int, verbose: bool) -> int:
+    """One ``Error:`` line on stderr (the traceback too with ``--verbose``)."""
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, FileExistsError) and exc.filename is not None:
+        message = f"{exc.filename}: exists and is not a directory"
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        message = f"{exc.filename}: {exc.strerror}"
+    else:
+        message = str(exc) or type(exc).__name__
+    print(f"Error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except ClusterPackError as exc:
+        return _fail(exc, exc.exit_code, False)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except ClusterPackError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(exc, exc.exit_code, args.verbose)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):  # output piped into head & co.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        return _fail(exc, 2 if isinstance(exc, _BAD_PATH_ERRORS) else 1, args.verbose)
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into head & co.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ class BuildError(ClusterPackError, RuntimeError):
     """Building the artifact failed (the pex tool or the resolver reported an error)."""
 
 
+class JobFailedError(ClusterPackError, RuntimeError):
+    """A job or function launched with the packed environment failed (its output says why)."""
+
+
 class StorageError(ClusterPackError, OSError):
     """Reading from or publishing to storage failed."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Collection, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 
 from cluster_pack import settings
-from cluster_pack.errors import BuildError, ConfigurationError, IntegrityError
+from cluster_pack.errors import BuildError, ConfigurationError
 from cluster_pack.pack import editables, environment
 from cluster_pack.pack import pex as pex_tool
 from cluster_pack.pack.layout import env_name_of
@@ -411,7 +411,7 @@ interpreter_cmd='./myenv.pex', dest_path='myenv.pex', must_unpack=False)
     name = os.path.basename(path_to_archive)
     try:
         run = run_info_for(name)
-    except IntegrityError:
+    except ConfigurationError:
         raise ValueError(f"Archive format {name} unsupported. Must be .pex/pex.zip") from None
     return PythonEnvDescription(path_to_archive, run.interpreter_cmd, run.dest_path,
                                 run.must_unpack)

@@ -315,6 +315,6 @@ def find_uv() -> Optional[str]:
         import uv  # type: ignore[import-not-found]  # optional: absent when uv is not installed
 
         return uv.find_uv_bin()
-    except Exception:
+    except (ImportError, OSError):  # no uv package, or it ships no binary
         pass
     return shutil.which("uv")

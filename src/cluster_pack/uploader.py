@@ -8,6 +8,7 @@ import sys
 from typing import Any, Collection, Dict, List, Optional, Tuple, Union
 
 from cluster_pack import packaging
+from cluster_pack.errors import ConfigurationError
 from cluster_pack.store import publish
 from cluster_pack.store.manifest import PACKAGE_INSTALLED_KEY, PLATFORM_KEY, PYTHON_VERSION_KEY  # noqa: F401
 
@@ -63,7 +64,8 @@ def upload_env(
     """
     if packer is not None and packer is not packaging.PEX_PACKER and \
             packer.extension() != "pex":
-        raise ValueError(f"unsupported packer {packer!r}: only PEX_PACKER exists")
+        raise ConfigurationError(
+            f"unsupported packer {packer!r}: only PEX_PACKER exists; pass packer=None")
     result = publish.publish_env(
         package_path, additional_packages, ignored_packages, only_packages, force_upload,
         include_editable, fs_args, allow_large_pex, include_pex_tools, additional_repo,

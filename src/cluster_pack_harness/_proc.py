@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 
 class HarnessError(RuntimeError):
@@ -159,3 +162,102 @@ def tail(path: Path, lines: int = 40) -> str:
     except OSError as e:
         return f"<cannot read {path}: {e}>"
     return "\n".join(data.splitlines()[-lines:])
+
+
+class ServerProcess:
+    """What the harness's servers (the Hadoop JVM, the S3 server) share: one process started
+    in its own session in ``workdir`` (pid in ``workdir/pid``, output in ``log_file``),
+    asked to stop with the file ``workdir/stop`` (or by closing its stdin), then terminated
+    with its process group.
+
+    A subclass sets ``workdir``, ``log_file``, ``pid`` and ``_proc`` and the class attributes
+    below.
+    """
+
+    marker = ""  # a string of its command line: a recycled pid is not taken for it
+    description = "a server"  # as in "a server (pid 12) already runs in DIR"
+    name = "the server"  # as in "processes left after stopping the server"
+
+    workdir: Path
+    log_file: Path
+    pid: Optional[int]
+    _proc: Optional[subprocess.Popen]
+
+    def running(self) -> bool:
+        if not self.pid:
+            return False
+        return self._is_ours(self.pid)
+
+    def _is_ours(self, pid: Optional[int]) -> bool:
+        return pid is not None and pid_alive(pid) and self.marker in cmdline(pid)
+
+    def _read_pid(self) -> Optional[int]:
+        try:
+            return int((self.workdir / "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _refuse_if_running(self) -> None:
+        existing = self._read_pid()
+        if self._is_ours(existing):
+            raise HarnessError(
+                f"{self.description} (pid {existing}) already runs in {self.workdir}; stop it first")
+
+    def _fresh_workdir(self) -> None:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True)
+
+    def _spawn(self, cmd: Sequence[str], env: Dict[str, str], watch_parent: bool) -> None:
+        """Start ``cmd`` in its own session, appending to ``log_file`` after a header line.
+
+        ``watch_parent``: its stdin is a pipe from this process, closed when this one dies."""
+        with open(self.log_file, "ab") as logf:
+            logf.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n".encode())
+            logf.flush()
+            self._proc = subprocess.Popen(
+                cmd, cwd=self.workdir, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if watch_parent else subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid = self._proc.pid
+        (self.workdir / "pid").write_text(f"{self.pid}\n")
+
+    def _terminate(self, pid: Optional[int], timeout: float, after_sigterm: float = 0.0) -> List[int]:
+        """Ask the process to stop (stop file, stdin closed) and wait ``timeout`` seconds,
+        SIGTERM it if it is still there (and wait ``after_sigterm`` more), then terminate its
+        process group; returns the pids that survived."""
+        leftovers: List[int] = []
+        if pid and self._is_ours(pid):
+            try:
+                (self.workdir / "stop").touch()
+            except OSError:
+                pass
+            if self._proc and self._proc.stdin:
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    pass
+            if wait_gone([pid], timeout):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                if after_sigterm:
+                    wait_gone([pid], after_sigterm)
+            leftovers = kill_group(pid, grace=5)
+        if self._proc:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        return leftovers
+
+    def _finish_stop(self, pid: Optional[int], leftovers: List[int]) -> None:
+        """Forget the process; HarnessError if anything of its process group is left."""
+        if pid:
+            leftovers = leftovers + pgid_members(pid)
+        self.pid = None
+        self._proc = None
+        if leftovers:
+            raise HarnessError(f"processes left after stopping {self.name}: {sorted(set(leftovers))}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -26,14 +25,11 @@ from typing import Dict, List, Optional
 from cluster_pack_harness import build as _build
 from cluster_pack_harness._proc import (
     HarnessError,
-    cmdline,
-    kill_group,
+    ServerProcess,
     kill_pids,
-    pgid_members,
     pid_alive,
     processes_under,
     tail,
-    wait_gone,
 )
 from cluster_pack_harness.loopback import ensure_bind_shim
 
@@ -88,8 +84,12 @@ exec "$JAVA" @JAVA_OPTS@ $HADOOP_CLIENT_OPTS -cp "$cp" "$class" "$@"
 """
 
 
-class HadoopCluster:
+class HadoopCluster(ServerProcess):
     """HDFS (1 NN + 1 DN) and, unless ``yarn=False``, YARN (1 RM + 1 NM) in one JVM."""
+
+    marker = _build.MAIN_CLASS
+    description = "a harness JVM"
+    name = "the Hadoop harness"
 
     def __init__(self, base_dir, *, yarn: bool = True, xmx: str = "2g", nm_memory_mb: int = 8192,
                  nm_vcores: int = 8, java_home: Optional[os.PathLike] = None, build: bool = True,
@@ -170,24 +170,13 @@ class HadoopCluster:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def running(self) -> bool:
-        if not self.pid:
-            return False
-        return pid_alive(self.pid) and _build.MAIN_CLASS in cmdline(self.pid)
-
     def launch(self, *, watch_parent: bool = False, log=None) -> None:
         """Start the JVM (does not wait; see :meth:`wait_ready`)."""
-        existing = self._read_pid()
-        if existing and pid_alive(existing) and _build.MAIN_CLASS in cmdline(existing):
-            raise HarnessError(f"a harness JVM (pid {existing}) already runs in {self.workdir}; stop it first")
+        self._refuse_if_running()
         java_home = self.java_home
         b = _build.ensure_built(build=self._allow_build, java_home=java_home, log=log)
         self.classpath = os.pathsep.join([str(self.conf_dir)] + b.jars())
-        if self.workdir.exists():
-            import shutil
-
-            shutil.rmtree(self.workdir)
-        self.workdir.mkdir(parents=True)
+        self._fresh_workdir()
         (self.workdir / "client-classpath.txt").write_text(self.classpath + "\n")
         self.bin_dir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "log4j.properties").write_text(LOG4J_SERVER)
@@ -227,16 +216,7 @@ class HadoopCluster:
             # containers inherit PATH (NM env whitelist): let them find the shims too
             PATH=str(self.bin_dir) + os.pathsep + env.get("PATH", os.defpath),
         )
-        with open(self.log_file, "ab") as logf:
-            logf.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n".encode())
-            logf.flush()
-            self._proc = subprocess.Popen(
-                cmd, cwd=self.workdir, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                stdin=subprocess.PIPE if watch_parent else subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid = self._proc.pid
-        (self.workdir / "pid").write_text(f"{self.pid}\n")
+        self._spawn(cmd, env, watch_parent)
 
     def wait_ready(self, timeout: float = 180.0) -> Dict:
         deadline = time.monotonic() + timeout
@@ -275,48 +255,13 @@ class HadoopCluster:
         Raises HarnessError if something survives SIGKILL.
         """
         pid = self.pid or self._read_pid()
-        if pid and pid_alive(pid) and _build.MAIN_CLASS in cmdline(pid):
-            try:
-                (self.workdir / "stop").touch()
-            except OSError:
-                pass
-            if self._proc and self._proc.stdin:
-                try:
-                    self._proc.stdin.close()
-                except OSError:
-                    pass
-            alive = wait_gone([pid], timeout)
-            if alive:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                wait_gone([pid], 15)
-            leftovers = kill_group(pid, grace=5)
-        else:
-            leftovers = []
-        if self._proc:
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+        leftovers = self._terminate(pid, timeout, after_sigterm=15)
         # YARN containers run in their own sessions (setsid); their cwd is under workdir.
         if self.workdir.exists():
             leftovers += kill_pids(processes_under(self.workdir, require_env="CONTAINER_ID"))
-        if pid:
-            leftovers += pgid_members(pid)
-        self.pid = None
-        self._proc = None
-        if leftovers:
-            raise HarnessError(f"processes left after stopping the Hadoop harness: {sorted(set(leftovers))}")
+        self._finish_stop(pid, leftovers)
 
     # ------------------------------------------------------------------ reuse
-
-    def _read_pid(self) -> Optional[int]:
-        try:
-            return int((self.workdir / "pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
 
     @classmethod
     def attach(cls, base_dir) -> "HadoopCluster":

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Callable, Dict, Iterator, Optional, Union
 
 import pytest
 
@@ -65,6 +65,30 @@ def _attached(kind: str):
     return part
 
 
+def _session_part(kind: str, part: Union[HadoopCluster, S3Server],
+                  start: Callable[[], object]) -> Iterator[Union[HadoopCluster, S3Server]]:
+    """A fixture's body: the ``kind`` part of a running harness when there is one (left
+    running), else ``part`` started with ``start`` for the session, then stopped."""
+    reused = _attached(kind)
+    if reused is not None:
+        yield reused
+        return
+    try:
+        start()
+    except HarnessUnavailable as e:
+        _unavailable(kind, e)
+    try:
+        yield part
+    finally:
+        part.stop()
+
+
+def _patched(env: Dict[str, str], monkeypatch) -> Dict[str, str]:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
 @pytest.fixture(scope="session")
 def _harness_base(tmp_path_factory):
     return tmp_path_factory.mktemp("harness", numbered=True)
@@ -73,56 +97,29 @@ def _harness_base(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hadoop_cluster(_harness_base):
     """Real HDFS (1 NN + 1 DN) and YARN (1 RM + 1 NM) for the session."""
-    reused = _attached("hadoop")
-    if reused is not None:
-        yield reused
-        return
     cluster = HadoopCluster(_harness_base)
-    try:
-        cluster.start(timeout=float(os.environ.get("CLUSTER_PACK_HARNESS_TIMEOUT", "180")),
-                      watch_parent=True, log=_log)
-    except HarnessUnavailable as e:
-        _unavailable("hadoop", e)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _session_part("hadoop", cluster, lambda: cluster.start(
+        timeout=float(os.environ.get("CLUSTER_PACK_HARNESS_TIMEOUT", "180")),
+        watch_parent=True, log=_log))
 
 
 @pytest.fixture(scope="session")
 def s3_server(_harness_base):
     """Real S3 API (moto server) on 127.0.0.1 with one bucket (``.bucket``)."""
-    reused = _attached("s3")
-    if reused is not None:
-        yield reused
-        return
     server = S3Server(_harness_base)
-    try:
-        server.start(watch_parent=True)
-    except HarnessUnavailable as e:
-        _unavailable("s3", e)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _session_part("s3", server, lambda: server.start(watch_parent=True))
 
 
 @pytest.fixture
 def hadoop_env(hadoop_cluster, monkeypatch):
     """os.environ with HADOOP_CONF_DIR, JAVA_HOME, HADOOP_CLASSPATH, PATH (shims)... for one test."""
-    env = hadoop_cluster.env
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
+    return _patched(hadoop_cluster.env, monkeypatch)
 
 
 @pytest.fixture
 def s3_env(s3_server, monkeypatch):
     """os.environ with AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... for one test."""
-    env = s3_server.env
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
+    return _patched(s3_server.env, monkeypatch)
 
 
 @pytest.fixture

@@ -22,12 +22,9 @@ from typing import Dict, Optional
 from cluster_pack_harness._proc import (
     HarnessError,
     HarnessUnavailable,
-    cmdline,
-    kill_group,
-    pgid_members,
+    ServerProcess,
     pid_alive,
     tail,
-    wait_gone,
 )
 
 DEFAULT_BUCKET = "cluster-pack-test"
@@ -37,7 +34,11 @@ DEFAULT_REGION = "us-east-1"
 _MARK = "cluster_pack_harness.s3"
 
 
-class S3Server:
+class S3Server(ServerProcess):
+    marker = _MARK
+    description = "an S3 server"
+    name = "the S3 server"
+
     def __init__(self, base_dir, *, bucket: str = DEFAULT_BUCKET, key: str = DEFAULT_KEY,
                  secret: str = DEFAULT_SECRET, region: str = DEFAULT_REGION, port: int = 0):
         self.base_dir = Path(base_dir).resolve()
@@ -85,25 +86,14 @@ class S3Server:
         return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.key,
                             aws_secret_access_key=self.secret, region_name=self.region)
 
-    def running(self) -> bool:
-        if not self.pid:
-            return False
-        return pid_alive(self.pid) and _MARK in cmdline(self.pid)
-
     def launch(self, *, watch_parent: bool = False) -> None:
         import importlib.util
 
         missing = [m for m in ("moto", "flask", "boto3") if importlib.util.find_spec(m) is None]
         if missing:
             raise HarnessUnavailable(f"moto[server] is not installed (missing: {', '.join(missing)})")
-        existing = self._read_pid()
-        if existing and pid_alive(existing) and _MARK in cmdline(existing):
-            raise HarnessError(f"an S3 server (pid {existing}) already runs in {self.workdir}; stop it first")
-        if self.workdir.exists():
-            import shutil
-
-            shutil.rmtree(self.workdir)
-        self.workdir.mkdir(parents=True)
+        self._refuse_if_running()
+        self._fresh_workdir()
         cmd = [sys.executable, "-m", _MARK, "--dir", str(self.workdir), "--port", str(self.port)]
         if watch_parent:
             cmd.append("--exit-on-stdin-eof")
@@ -111,16 +101,7 @@ class S3Server:
         # the server must not try to talk to itself / AWS
         for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
             env.pop(k, None)
-        with open(self.log_file, "ab") as logf:
-            logf.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
-            logf.flush()
-            self._proc = subprocess.Popen(
-                cmd, cwd=self.workdir, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                stdin=subprocess.PIPE if watch_parent else subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid = self._proc.pid
-        (self.workdir / "pid").write_text(f"{self.pid}\n")
+        self._spawn(cmd, env, watch_parent)
 
     def wait_ready(self, timeout: float = 60.0) -> Dict:
         ready = self.workdir / "ready.json"
@@ -149,40 +130,7 @@ class S3Server:
 
     def stop(self, timeout: float = 10.0) -> None:
         pid = self.pid or self._read_pid()
-        leftovers = []
-        if pid and pid_alive(pid) and _MARK in cmdline(pid):
-            try:
-                (self.workdir / "stop").touch()
-            except OSError:
-                pass
-            if self._proc and self._proc.stdin:
-                try:
-                    self._proc.stdin.close()
-                except OSError:
-                    pass
-            if wait_gone([pid], timeout):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            leftovers = kill_group(pid, grace=5)
-        if self._proc:
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        if pid:
-            leftovers += pgid_members(pid)
-        self.pid = None
-        self._proc = None
-        if leftovers:
-            raise HarnessError(f"processes left after stopping the S3 server: {sorted(set(leftovers))}")
-
-    def _read_pid(self) -> Optional[int]:
-        try:
-            return int((self.workdir / "pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
+        self._finish_stop(pid, self._terminate(pid, timeout))
 
     @classmethod
     def attach(cls, base_dir, info: Optional[Dict] = None) -> "S3Server":

@@ -253,3 +253,23 @@ def test_resolve_filesystem_and_path_s3_keeps_the_original_path():
     fs, path = resolve_filesystem_and_path("s3://bucket/envs/env.pex", anon=True)
     assert path == "/envs/env.pex"
     assert "s3" in fs.protocol
+
+
+# -- errors: what the original raised as ValueError is still a ValueError -----------------
+
+def test_upload_env_refuses_another_packer_with_a_value_error():
+    from cluster_pack import uploader
+    from cluster_pack.errors import ConfigurationError
+
+    class ZipPacker(packaging.Packer):
+        def extension(self) -> str:
+            return "zip"
+
+    with pytest.raises(ConfigurationError, match="unsupported packer .*PEX_PACKER") as info:
+        uploader.upload_env(packer=ZipPacker())
+    assert isinstance(info.value, ValueError)
+
+
+def test_get_pyenv_usage_from_archive_keeps_the_originals_value_error():
+    with pytest.raises(ValueError, match=r"^Archive format env\.tar unsupported"):
+        packaging.get_pyenv_usage_from_archive("hdfs:///envs/env.tar")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster_pack.errors import ConfigurationError
 from cluster_pack.launch import dask as cp_dask
 from cluster_pack.launch import ray as cp_ray
 from cluster_pack.launch.spec import LaunchSpec
@@ -86,7 +87,7 @@ def test_runtime_env_for():
     assert env["env_vars"]["RAY_USAGE_STATS_ENABLED"] == "0"
     big = cp_ray.runtime_env_for("hdfs://nn/envs/me.pex.zip", local_artifact="/nfs/me env")
     assert big["py_executable"].endswith("'/nfs/me env/__main__.py'")
-    with pytest.raises(ValueError, match="remote URL"):
+    with pytest.raises(ConfigurationError, match="remote URL"):
         cp_ray.runtime_env_for("hdfs://nn/envs/me.pex")
 
 
@@ -160,7 +161,7 @@ def _run_py_executable(py_executable, code="import toydep; print('ok', toydep.VE
 
 def test_runtime_env_for_parts_needs_a_materialized_directory(parts_env, tmp_path):
     url, _ = parts_env
-    with pytest.raises(ValueError, match="published as parts.*fetch_to"):
+    with pytest.raises(ConfigurationError, match="published as parts.*fetch_to"):
         cp_ray.runtime_env_for(url)
     # fetch_to: fetched (verified) into a directory every node reads, run from there
     shared = tmp_path / "shared dir"
@@ -179,7 +180,7 @@ def test_runtime_env_for_parts_needs_a_materialized_directory(parts_env, tmp_pat
     # a path valid on the nodes only: the manifest says parts, so it is a directory
     env = cp_ray.runtime_env_for(url, local_artifact="/nfs/envs/env.pex")
     assert env["py_executable"] == "/nfs/envs/env.pex/__main__.py"
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ConfigurationError, match="not both"):
         cp_ray.runtime_env_for(url, local_artifact="/x", fetch_to="/y")
 
 

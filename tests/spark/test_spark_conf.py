@@ -260,6 +260,10 @@ def test_cli_spark_args(tmp_path):
     envs = tmp_path / "envs"
     envs.mkdir()
     (envs / "parts.json").write_bytes(parts_manifest("parts.pex").to_json())
+    # single files of the original tool (no manifest): spark-args refuses a path where
+    # nothing is published
+    (envs / "single.pex").write_bytes(b"zip")
+    (envs / "big.pex.zip").write_bytes(b"zip")
     out = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args", "--json",
                           "--master", "yarn", str(envs / "single.pex")],
                          capture_output=True, text=True, env=env, timeout=60)
@@ -279,6 +283,13 @@ def test_cli_spark_args(tmp_path):
     files = files[files.index("--files") + 1].split(",")
     assert files[:-1] == [f"{envs}/.cluster-pack-parts/{p.sha256}#cpack-{p.sha256[:32]}"
                           for p in PARTS]
+    out = subprocess.run([sys.executable, "-m", "cluster_pack", "spark-args",
+                          str(envs / "typo.pex")], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"Error: {envs}/typo.pex: no environment is published there (neither the file nor its "
+        f"manifest {envs}/typo.json); publish it with cluster-pack upload"]
 
 
 # -- S3 --------------------------------------------------------------------------------------
@@ -395,3 +406,13 @@ def test_add_packaged_environment_parts_on_s3_reads_with_the_builders_s3_setting
     assert READS[-1] == ("s3a://b/envs/me.pex", {"anon": True})
     scb.add_packaged_environment(ssb, "hdfs:///envs/me.pex")
     assert READS[-1] == ("hdfs:///envs/me.pex", None)
+
+
+def test_bad_input_is_a_configuration_error_still_caught_as_value_error():
+    from cluster_pack.errors import ConfigurationError
+    from cluster_pack.launch.spec import LaunchSpec
+
+    with pytest.raises(ConfigurationError, match=r"me\.tar: unsupported artifact.*\.pex"):
+        spark_conf.spark_conf("hdfs:///envs/me.tar")
+    with pytest.raises(ValueError, match="neither a command nor resources"):
+        spark_conf.spark_conf(LaunchSpec(argv=[]))

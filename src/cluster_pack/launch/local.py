@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from cluster_pack import settings
 from cluster_pack.cache import CacheDir
-from cluster_pack.errors import ConfigurationError, IntegrityError
+from cluster_pack.errors import ConfigurationError, IntegrityError, JobFailedError
 from cluster_pack.launch import script
 from cluster_pack.launch.spec import LaunchSpec, Resource, function_launch_spec
 from cluster_pack.pack import parts
@@ -183,17 +183,27 @@ def run_function(func: Callable, args: Sequence[Any] = (), package_path: Optiona
                  **kwargs: Any) -> Any:
     """Run ``func(*args)`` from the packed environment and return its result.
 
-    Raises ``RuntimeError`` with the remote traceback if the function fails.
+    The pickled function and the working directory live in one temporary directory,
+    removed when the call returns (unless ``workdir=`` is given: that one is the caller's).
+
+    Raises :class:`~cluster_pack.errors.JobFailedError` (a ``RuntimeError``) with the
+    remote traceback if the function fails.
     """
     import cloudpickle
 
-    spec = function_launch_spec(func, args, package_path=package_path)
-    result = run(spec, **kwargs)
-    if result.returncode != 0:
-        raise RuntimeError(f"the function failed in the packed environment:\n{result.stderr}")
-    function_file = next(r.name for r in spec.resources if r.name.startswith("function_"))
-    with open(result.workdir / f"{function_file}.result", "rb") as f:
-        return cloudpickle.load(f)
+    scratch = Path(tempfile.mkdtemp(prefix="cluster-pack-function-"))
+    try:
+        spec = function_launch_spec(func, args, package_path=package_path, tmp_dir=str(scratch))
+        kwargs["workdir"] = kwargs.get("workdir") or scratch / "container"
+        result = run(spec, **kwargs)
+        if result.returncode != 0:
+            raise JobFailedError(f"{getattr(func, '__qualname__', func)} failed in the packed "
+                                 f"environment {spec.package_path}:\n{result.stderr}")
+        function_file = next(r.name for r in spec.resources if r.name.startswith("function_"))
+        with open(result.workdir / f"{function_file}.result", "rb") as f:
+            return cloudpickle.load(f)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # -- fetch: a published environment as plain local files ---------------------------------
@@ -224,7 +234,12 @@ def fetch_env(package_path: str, dest_dir: Union[str, Path],
         raise ConfigurationError(
             f"{dest}: fetching an environment onto its own published path; choose another "
             "destination directory")
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the way, no permission...
+        raise ConfigurationError(
+            f"{dest_dir}: cannot write the environment there ({exc.strerror or exc}); "
+            "choose another destination directory") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}{TMP_MARKER}fetch-", dir=dest_dir))
     try:
         if manifest is not None and manifest.is_parts:

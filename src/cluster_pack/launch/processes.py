@@ -153,8 +153,8 @@ def _close_all() -> None:  # pragma: no cover - exercised at interpreter exit
     for cluster in list(_LIVE):
         try:
             cluster.close()
-        except Exception:
-            pass
+        except Exception as exc:  # keep stopping the others
+            _logger.warning("cannot stop the %s at exit: %s", cluster.kind, exc)
 
 
 class WatchedCluster:

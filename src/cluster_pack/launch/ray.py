@@ -38,7 +38,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from cluster_pack.errors import ClusterError  # noqa: F401  (re-exported)
+from cluster_pack.errors import (
+    ClusterError,  # noqa: F401  (re-exported)
+    ConfigurationError,
+)
 from cluster_pack.launch import local as runner
 from cluster_pack.launch import spec as launch
 from cluster_pack.launch import yarn
@@ -340,22 +343,23 @@ def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
     run = run_info_for(artifact_name(package_path))
     if fetch_to is not None:
         if local_artifact:
-            raise ValueError("give local_artifact (where the environment is) or fetch_to "
-                             "(where to fetch it), not both")
+            raise ConfigurationError("give local_artifact (where the environment is) or "
+                                     "fetch_to (where to fetch it), not both")
         path = str(_fetch(package_path, fetch_to, fs_args, run.must_unpack))
     else:
         path = local_artifact or package_path
         if "://" in path and not path.startswith("file://"):
-            raise ValueError(f"{path}: Ray cannot run an environment from a remote URL; give "
-                             "fetch_to= (a directory readable on every node, the environment "
-                             "is fetched there) or local_artifact= (where it already is)")
+            raise ConfigurationError(
+                f"{path}: Ray cannot run an environment from a remote URL; give fetch_to= (a "
+                "directory readable on every node, the environment is fetched there) or "
+                "local_artifact= (where it already is)")
         path = path[len("file://"):] if path.startswith("file://") else path
     if run.must_unpack:
         executable = f"{shlex.quote(sys.executable)} {shlex.quote(path + '/__main__.py')}"
     elif path.endswith("/") or os.path.isdir(path) or (
             not os.path.exists(path) and _published_as_parts(package_path, fs_args)):
         if local_artifact is None and fetch_to is None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{package_path} is published as parts (upload_env's default layout): "
                 "nothing runnable is at that path; give fetch_to= (a directory readable on "
                 "every node, the environment is fetched there) or local_artifact= (the "

@@ -64,6 +64,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from cluster_pack.atomic import write_bytes
 from cluster_pack.cache import CacheDir
+from cluster_pack.errors import ConfigurationError
 from cluster_pack.launch import script
 from cluster_pack.launch.spec import (
     EDITABLE_DIRS_ENV_VAR,
@@ -298,7 +299,8 @@ def _interpreter_of(spec: LaunchSpec) -> str:
         return cmd
     artifact = spec.resources[0] if spec.resources else None
     if artifact is None:
-        raise ValueError("the LaunchSpec has no resources: nothing to run Python from")
+        raise ConfigurationError("the LaunchSpec has neither a command nor resources: nothing "
+                                 "to run Python from; build it with spark_launch_spec()")
     return run_info_for(artifact.name if artifact.kind == "file" else artifact.source).interpreter_cmd
 
 

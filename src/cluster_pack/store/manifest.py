@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
-from cluster_pack.errors import IntegrityError
+from cluster_pack.errors import ConfigurationError, IntegrityError
 from cluster_pack.pack.layout import LARGE_PEX_SUFFIX, PEX_SUFFIX, PUBLISHED_PEX, Layout
 from cluster_pack.pack.parts import Part, parts_from_json, tree_sha256
 from cluster_pack.store.storage import Store
@@ -164,14 +164,18 @@ def artifact_name(package_path: str) -> str:
 
 def run_info_for(artifact_name: str, layout: str = "") -> RunInfo:
     """The original's ``get_pyenv_usage_from_archive`` rules (and the parts layout's:
-    the packed directory is assembled as ``<name>.pex`` and run through its ``__main__.py``)."""
+    the packed directory is assembled as ``<name>.pex`` and run through its ``__main__.py``).
+
+    Raises :class:`~cluster_pack.errors.ConfigurationError` (a ``ValueError``, as the
+    original's) for a name that is neither ``.pex`` nor ``.pex.zip``."""
     if layout == LAYOUT_PARTS:
         return RunInfo(artifact_name, f"./{artifact_name}/__main__.py", False)
     if artifact_name.endswith(LARGE_PEX_SUFFIX):
         return RunInfo("pyenv", "pyenv/__main__.py", True)
     if artifact_name.endswith(PEX_SUFFIX):
         return RunInfo(artifact_name, f"./{artifact_name}", False)
-    raise IntegrityError(f"{artifact_name}: unsupported artifact, must be .pex or .pex.zip")
+    raise ConfigurationError(
+        f"{artifact_name}: unsupported artifact, the path must end in .pex or .pex.zip")
 
 
 def summarize(manifest: Manifest) -> Dict[str, Optional[Any]]:

@@ -405,8 +405,10 @@ def publish_zip(
     reporter: Optional[Reporter] = None,
 ) -> PublishResult:
     """Publish an existing ``.pex``/``.pex.zip`` (local path, storage URL or http(s) URL)."""
+    from cluster_pack.store.storage import parse_url
+
     reporter = reporter or Reporter()
-    source_name = Path(urlparse(zip_file).path).name
+    source_name = Path(parse_url(zip_file).path).name
     if not (source_name.endswith(PEX_SUFFIX) or source_name.endswith(LARGE_PEX_SUFFIX)):
         raise ConfigurationError(
             f"{zip_file}: unsupported archive, must be a .pex or .pex.zip file")
@@ -531,3 +533,77 @@ def publish_spec(
                                  env_name_of(path))
         written = _write(store, out, path, manifest, reporter)
     return PublishResult(store.url(path), manifest.env_name, manifest, True, written, "built")
+
+
+# -- listing -------------------------------------------------------------------------------
+
+@dataclass
+class PublishedEnvironment:
+    """An environment found in a directory by :func:`list_environments`."""
+
+    name: str  # the artifact's file name: env.pex, env.pex.zip
+    path: str  # its URL (plain path for the local store)
+    size: Optional[int]  # bytes of the file at the path; the parts' total without one
+    modified: Optional[float]  # mtime of that file (of the manifest without one), epoch seconds
+    layout: str  # what is at the path: "pex", "pex.zip", or "parts" (nothing, parts only)
+    version: Optional[str]  # who published it ("cluster-pack 1.2.3"); None: the original tool
+
+
+def list_environments(directory: Optional[str] = None,
+                      fs_args: Optional[Dict[str, Any]] = None) -> List[PublishedEnvironment]:
+    """The environments published in ``directory`` (default: :func:`default_env_dir`),
+    sorted by name.
+
+    A ``.pex``/``.pex.zip`` file is one; so is a manifest of the parts layout with nothing
+    at its path. Other files (JSON that is not a manifest, a damaged manifest,
+    temporaries of an upload in progress) are skipped. Raises :class:`ConfigurationError`
+    when ``directory`` is a file or, when given, does not exist (the default directory
+    before anything was published there is just empty).
+
+    >>> [(e.name, e.layout) for e in list_environments("/tmp/envs")]   # doctest: +SKIP
+    [('demo.pex', 'pex')]
+    """
+    from cluster_pack.store.storage import mtime_of
+
+    store, path = Store.for_url(directory or default_env_dir(), fs_args)
+    if not store.isdir(path):
+        if store.exists(path):
+            raise ConfigurationError(
+                f"{store.url(path)} is a file; give the directory the environments are "
+                "published in")
+        if directory:
+            raise ConfigurationError(f"{store.url(path)}: no such directory")
+        return []
+    entries = {entry["name"].rstrip("/").rsplit("/", 1)[-1]: entry for entry in store.ls(path)}
+    found = []
+    for name, entry in entries.items():
+        if TMP_MARKER in name or entry.get("type") == "directory":
+            continue
+        full = f"{path.rstrip('/')}/{name}"
+        if name.endswith(PEX_SUFFIX) or name.endswith(LARGE_PEX_SUFFIX):
+            manifest = _listed_manifest(store, full, name)
+            found.append(PublishedEnvironment(
+                name, store.url(full), entry.get("size"), mtime_of(entry),
+                "pex.zip" if name.endswith(LARGE_PEX_SUFFIX) else "pex",
+                (manifest.created_by or None) if manifest else None))
+        elif name.endswith(".json") and name[:-len(".json")] + PEX_SUFFIX not in entries:
+            artifact = name[:-len(".json")] + PEX_SUFFIX
+            manifest = _listed_manifest(store, f"{path.rstrip('/')}/{artifact}", artifact)
+            if manifest is not None and manifest.is_parts:
+                found.append(PublishedEnvironment(
+                    artifact, store.url(f"{path.rstrip('/')}/{artifact}"), manifest.size,
+                    mtime_of(entry), manifest.layout, manifest.created_by or None))
+    return sorted(found, key=lambda e: e.name)
+
+
+def _listed_manifest(store: Store, path: str, name: str) -> Optional[Manifest]:
+    """The manifest of the artifact ``name`` at ``path``; None when there is none, it is
+    the original tool's, damaged, or describes another artifact."""
+    from cluster_pack.errors import ClusterPackError
+
+    try:
+        manifest = read_manifest(store, path, strict=True)
+    except ClusterPackError as exc:
+        _logger.debug("%s: no usable manifest: %s", store.url(path), exc)
+        return None
+    return manifest if manifest is not None and manifest.artifact_name == name else None

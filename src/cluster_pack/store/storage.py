@@ -40,9 +40,20 @@ _KNOWN_SCHEMES = _LOCAL_SCHEMES + ("hdfs", "viewfs", "s3", "s3a", "gs", "gcs", "
                                    "memory", "http", "https")
 
 
+def parse_url(url: str) -> Any:
+    """``urlparse(url)``; a malformed URL (a port that is not a number, an unclosed IPv6
+    bracket) is a :class:`ConfigurationError` naming it."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - parsed lazily: this is what validates it
+    except ValueError as exc:
+        raise ConfigurationError(f"{url}: malformed URL ({exc})") from None
+    return parsed
+
+
 def split_url(url: str) -> Tuple[str, str]:
     """(scheme, rest) with single letters treated as local paths (``C:\\``)."""
-    parsed = urlparse(url)
+    parsed = parse_url(url)
     scheme = parsed.scheme if len(parsed.scheme) > 1 else ""
     return scheme, url
 
@@ -326,14 +337,21 @@ class Store:
             raise
         except FileNotFoundError:
             raise
-        except (OSError, IOError) as exc:
+        except NotADirectoryError:
+            raise ConfigurationError(
+                f"{doing} failed: a part of the path is a file, not a directory") from None
+        except (OSError, IOError, TypeError) as exc:
+            # a TypeError here is the filesystem refusing an option it was created with
+            error = ConfigurationError if isinstance(exc, TypeError) else StorageError
+            hint = "; check the storage options (fs_args, --fs-arg)" if error is ConfigurationError \
+                else ""
             hidden = getattr(self.fs, "cpack_secrets", ())
-            message = f"{doing} failed: {exc}"
+            message = f"{doing} failed: {exc}{hint}"
             if hidden:  # never chain an exception that could carry a credential
                 for secret in hidden:
                     message = message.replace(secret, "***")
-                raise StorageError(message) from None
-            raise StorageError(message) from exc
+                raise error(message) from None
+            raise error(message) from exc
 
 
 def _hard_link(source: Path, target: str) -> bool:

@@ -12,6 +12,7 @@ import pytest
 
 from cluster_pack.errors import ConfigurationError
 from cluster_pack.launch import dask as cp_dask
+from cluster_pack.launch import processes
 from cluster_pack.launch import ray as cp_ray
 from cluster_pack.launch.spec import LaunchSpec
 
@@ -95,7 +96,7 @@ def test_local_process_stop_kills_the_whole_session_even_orphans(tmp_path):
     # an orphan (double fork, reparented to init) in its own process group: still reaped
     # (a process that starts its own *session* escapes; none of dask/ray's does)
     spec = LaunchSpec(["bash", "-c", "(set -m; sleep 302 &) ; sleep 303"])
-    proc = cp_dask.start_local_process(spec, "sleepy", tmp_path / "w", tmp_path / "node")
+    proc = processes.start_local_process(spec, "sleepy", tmp_path / "w", tmp_path / "node")
     deadline = time.monotonic() + 10
     while len(proc.session_pids()) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -108,7 +109,7 @@ def test_local_process_stop_kills_the_whole_session_even_orphans(tmp_path):
 
 def test_watcher_reports_a_dead_process(tmp_path):
     spec = LaunchSpec(["bash", "-c", "echo about to die; exit 7"])
-    proc = cp_dask.start_local_process(spec, "dask-worker-9", tmp_path / "w", tmp_path / "n")
+    proc = processes.start_local_process(spec, "dask-worker-9", tmp_path / "w", tmp_path / "n")
     proc.popen.wait(10)
     cluster = cp_dask.LocalDaskCluster(proc, "tcp://127.0.0.1:1", lambda i: None)
     with pytest.raises(cp_dask.ClusterError, match="dask-worker-9.*status 7"):

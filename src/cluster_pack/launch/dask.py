@@ -40,21 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from cluster_pack.errors import ClusterError  # noqa: F401  (re-exported)
+from cluster_pack.launch import processes, yarn
 from cluster_pack.launch import spec as launch
-from cluster_pack.launch import yarn
-from cluster_pack.launch.processes import (  # noqa: F401  (re-exported: the original home of these)
-    LocalProcess,
-    LocalProcessCluster,
-    WatchedCluster,
-    start_local_process,
-)
-from cluster_pack.launch.yarn import (  # noqa: F401  (wait_for_key: re-exported)
-    failed_containers,
-    shutdown_app,
-    skein_service,
-    submit_and_wait_for_key,
-    wait_for_key,
-)
 
 if TYPE_CHECKING:  # pragma: no cover
     import distributed
@@ -67,7 +54,7 @@ SCHEDULER_SERVICE = "dask.scheduler"
 WORKER_SERVICE = "dask.worker"
 
 
-class DaskCluster(WatchedCluster):
+class DaskCluster(processes.WatchedCluster):
     """A running Dask cluster and a ``distributed.Client`` connected to it."""
 
     kind = "dask"
@@ -106,18 +93,18 @@ class DaskCluster(WatchedCluster):
                 _logger.debug("closing the dask client: %s", exc)
 
 
-class LocalDaskCluster(LocalProcessCluster, DaskCluster):
+class LocalDaskCluster(processes.LocalProcessCluster, DaskCluster):
     """Scheduler and workers as local background processes."""
 
-    def __init__(self, scheduler: LocalProcess, scheduler_address: str,
-                 start_worker: Callable[[int], LocalProcess], watch_every: float = 2.0):
+    def __init__(self, scheduler: processes.LocalProcess, scheduler_address: str,
+                 start_worker: Callable[[int], processes.LocalProcess], watch_every: float = 2.0):
         super().__init__(scheduler_address, watch_every)
         self.head = scheduler
-        self.workers: List[LocalProcess] = []
+        self.workers: List[processes.LocalProcess] = []
         self._start_worker = start_worker
 
     @property
-    def scheduler(self) -> LocalProcess:
+    def scheduler(self) -> processes.LocalProcess:
         return self.head
 
     def scale(self, n: int) -> None:
@@ -173,7 +160,7 @@ def worker_launch_spec(package_path: str, scheduler_address: str = "",
                                     **launch_options)
 
 
-def _wait_scheduler_file(path: Path, proc: LocalProcess, timeout: float) -> str:
+def _wait_scheduler_file(path: Path, proc: processes.LocalProcess, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists():
@@ -214,7 +201,7 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
     spec = launch.build_launch_spec(
         ["-m", "distributed.cli.dask_scheduler", *scheduler_args(host),
          "--scheduler-file", str(scheduler_file)], package_path=package_path, **options)
-    scheduler = start_local_process(spec, "dask-scheduler", base / "scheduler", node_dir,
+    scheduler = processes.start_local_process(spec, "dask-scheduler", base / "scheduler", node_dir,
                                     fs_args)
     try:
         address = _wait_scheduler_file(scheduler_file, scheduler, timeout)
@@ -222,12 +209,12 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
         scheduler.stop()
         raise
 
-    def start_worker(i: int) -> LocalProcess:
+    def start_worker(i: int) -> processes.LocalProcess:
         name = f"dask-worker-{i}"
         wspec = worker_launch_spec(
             package_path, "", ["--scheduler-file", str(scheduler_file),
                                *worker_args(nthreads, memory_limit, host, name)], **options)
-        return start_local_process(wspec, name, base / name, node_dir, fs_args)
+        return processes.start_local_process(wspec, name, base / name, node_dir, fs_args)
 
     cluster = LocalDaskCluster(scheduler, address, start_worker, watch_every)
     cluster.finish_start(lambda: cluster.scale(n_workers),
@@ -254,12 +241,12 @@ class YarnDaskCluster(DaskCluster):
         self.app.scale(WORKER_SERVICE, n)
 
     def _find_dead(self) -> List[str]:
-        return failed_containers(self.skein_client, self.app_id, self.app, [WORKER_SERVICE,
+        return yarn.failed_containers(self.skein_client, self.app_id, self.app, [WORKER_SERVICE,
                                                                             SCHEDULER_SERVICE])
 
     def _shutdown(self) -> None:
         self._close_client()
-        shutdown_app(self.skein_client, self.app_id, self.app)
+        yarn.shutdown_app(self.skein_client, self.app_id, self.app)
         if self._owns_skein_client:
             self.skein_client.close()
 
@@ -288,9 +275,9 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
         **options)
 
     services = {
-        SCHEDULER_SERVICE: skein_service(sched, 1, scheduler_vcores, scheduler_memory,
+        SCHEDULER_SERVICE: yarn.skein_service(sched, 1, scheduler_vcores, scheduler_memory,
                                     scheduler_pre_script_hook or pre_script_hook, None, 0),
-        WORKER_SERVICE: skein_service(worker, n_workers, worker_vcores, worker_memory,
+        WORKER_SERVICE: yarn.skein_service(worker, n_workers, worker_vcores, worker_memory,
                                  pre_script_hook, None, worker_max_restarts),
     }
     services[WORKER_SERVICE].depends = {SCHEDULER_SERVICE}
@@ -316,7 +303,7 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
     container's host name...). If the application cannot start, :class:`ClusterError`
     carries YARN's diagnostics and the container logs.
     """
-    client, owns, app_id, app, address = submit_and_wait_for_key(
+    client, owns, app_id, app, address = yarn.submit_and_wait_for_key(
         skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
         SCHEDULER_KEY, timeout, "dask")
     cluster = YarnDaskCluster(client, app_id, app, address, owns, watch_every)

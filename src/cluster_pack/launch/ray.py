@@ -43,20 +43,8 @@ from cluster_pack.errors import (
     ConfigurationError,
 )
 from cluster_pack.launch import local as runner
+from cluster_pack.launch import processes, yarn
 from cluster_pack.launch import spec as launch
-from cluster_pack.launch import yarn
-from cluster_pack.launch.processes import (
-    LocalProcess,
-    LocalProcessCluster,
-    WatchedCluster,
-    start_local_process,
-)
-from cluster_pack.launch.yarn import (
-    failed_containers,
-    shutdown_app,
-    skein_service,
-    submit_and_wait_for_key,
-)
 from cluster_pack.store.manifest import artifact_name, read_published_manifest, run_info_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,7 +115,7 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-class RayCluster(WatchedCluster):
+class RayCluster(processes.WatchedCluster):
     kind = "ray"
 
     def __init__(self, address: str, watch_every: float = 2.0):
@@ -173,12 +161,12 @@ class RayCluster(WatchedCluster):
             self.connected = False
 
 
-class LocalRayCluster(LocalProcessCluster, RayCluster):
-    def __init__(self, head: LocalProcess, address: str, start_worker: Any,
+class LocalRayCluster(processes.LocalProcessCluster, RayCluster):
+    def __init__(self, head: processes.LocalProcess, address: str, start_worker: Any,
                  watch_every: float = 2.0, temp_dir: Optional[str] = None):
         super().__init__(address, watch_every)
         self.head = head
-        self.workers: List[LocalProcess] = []
+        self.workers: List[processes.LocalProcess] = []
         self._start_worker = start_worker
         self.temp_dir = temp_dir  # Ray's session directory: removed on shutdown
 
@@ -218,7 +206,7 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
     address = f"{host}:{port}"
     spec = launch.build_launch_spec(
         [*NODE_CLI, *head_args(port, num_cpus, object_store_memory, host, temp_dir)], **options)
-    head = start_local_process(spec, "ray-head", base / "head", node_dir, fs_args)
+    head = processes.start_local_process(spec, "ray-head", base / "head", node_dir, fs_args)
     deadline = time.monotonic() + timeout
     while not _port_open(host, port):
         if head.poll() is not None or time.monotonic() > deadline:
@@ -227,12 +215,12 @@ def local_cluster(n_workers: int = 2, package_path: Optional[str] = None,
                                f"{head.log_tail()}")
         time.sleep(0.3)
 
-    def start_worker(i: int) -> LocalProcess:
+    def start_worker(i: int) -> processes.LocalProcess:
         name = f"ray-worker-{i}"
         wspec = launch.build_launch_spec(
             [*NODE_CLI, f"--address={address}",
              *node_args(num_cpus, object_store_memory, host, f"{temp_dir}/w{i}")], **options)
-        return start_local_process(wspec, name, base / name, node_dir, fs_args)
+        return processes.start_local_process(wspec, name, base / name, node_dir, fs_args)
 
     cluster = LocalRayCluster(head, address, start_worker, watch_every, temp_dir)
     cluster.finish_start(lambda: cluster.scale(n_workers),
@@ -255,12 +243,12 @@ class YarnRayCluster(RayCluster):
         self.app.scale(WORKER_SERVICE, n)
 
     def _find_dead(self) -> List[str]:
-        return failed_containers(self.skein_client, self.app_id, self.app,
+        return yarn.failed_containers(self.skein_client, self.app_id, self.app,
                                   [HEAD_SERVICE, WORKER_SERVICE])
 
     def _shutdown(self) -> None:
         self._disconnect()
-        shutdown_app(self.skein_client, self.app_id, self.app)
+        yarn.shutdown_app(self.skein_client, self.app_id, self.app)
         if self._owns:
             self.skein_client.close()
 
@@ -287,8 +275,8 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
         ["-m", "cluster_pack.launch.ray", "yarn-worker", *host_args, "--num-cpus", str(worker_vcores),
          "--object-store-memory", str(object_store_memory)], **options)
     services = {
-        HEAD_SERVICE: skein_service(head, 1, head_vcores, head_memory, pre_script_hook, None, 0),
-        WORKER_SERVICE: skein_service(worker, n_workers, worker_vcores, worker_memory,
+        HEAD_SERVICE: yarn.skein_service(head, 1, head_vcores, head_memory, pre_script_hook, None, 0),
+        WORKER_SERVICE: yarn.skein_service(worker, n_workers, worker_vcores, worker_memory,
                                  pre_script_hook, None, 0),
     }
     services[WORKER_SERVICE].depends = {HEAD_SERVICE}
@@ -300,7 +288,7 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
                  watch_every: float = 5.0, init_kwargs: Optional[Dict[str, Any]] = None,
                  **spec_options: Any) -> YarnRayCluster:
     """Start a Ray cluster on YARN and connect this process to it."""
-    client, owns, app_id, app, address = submit_and_wait_for_key(
+    client, owns, app_id, app, address = yarn.submit_and_wait_for_key(
         skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
         HEAD_KEY, timeout, "ray")
     cluster = YarnRayCluster(client, app_id, app, address, owns, watch_every)

@@ -74,7 +74,7 @@ _PEX_ROOT_LINES = r"""root=${PEX_ROOT:-__DEFAULT__}
 [ -n "$root" ] || root=.pex
 case "$root" in
   /*)
-    (umask 077 && mkdir -p "$root") 2>/dev/null
+    (umask 077 && mkdir -p "$root") 2>/dev/null || true
     if [ -L "$root" ] || [ -z "$(find "$root" -prune -type d -user "$(id -u)" ! -perm -020 ! -perm -002 2>/dev/null)" ]; then
       echo "cluster-pack: PEX_ROOT $root is not a private directory of $(id -un), using $PWD/.pex" >&2
       root="$PWD/.pex"
@@ -93,5 +93,6 @@ WORKDIR_PEX_ROOT = ".pex"
 def pex_root_lines(default: str) -> str:
     """POSIX shell lines exporting ``PEX_ROOT``: the one already set in the environment,
     else ``default`` (a shell word, :data:`NODE_PEX_ROOT` or :data:`WORKDIR_PEX_ROOT`),
-    checked as the policy above says. Relative values are made absolute from ``$PWD``."""
+    checked as the policy above says. Relative values are made absolute from ``$PWD``.
+    The lines run under ``set -e``: no command of theirs fails the script."""
     return _PEX_ROOT_LINES.replace("__DEFAULT__", default)

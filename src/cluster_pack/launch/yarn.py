@@ -289,7 +289,7 @@ def _format_app_report(report: Any) -> str:
 
 def _local_log_dirs() -> List[Path]:
     """``yarn.nodemanager.log-dirs`` of the client's yarn-site.xml, when on this machine."""
-    directory = hadoop_conf.conf_dir()
+    directory = hadoop_conf.conf_dir("yarn-site.xml")
     if directory is None:
         return []
     value = hadoop_conf.read_properties(directory / "yarn-site.xml").get(

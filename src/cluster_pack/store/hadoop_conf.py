@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Dict, Optional
 
 
-def conf_dir() -> Optional[Path]:
-    """The Hadoop configuration directory in use, or None when there is none."""
+def conf_dir(holding: str = "core-site.xml") -> Optional[Path]:
+    """The Hadoop configuration directory in use (the first candidate holding the file
+    ``holding``), or None when there is none."""
     candidates = []
     if os.environ.get("HADOOP_CONF_DIR"):
         candidates.append(Path(os.environ["HADOOP_CONF_DIR"]))
@@ -21,7 +22,7 @@ def conf_dir() -> Optional[Path]:
         candidates.append(Path(os.environ["HADOOP_HOME"]) / "etc" / "hadoop")
     candidates.append(Path("/etc/hadoop/conf"))
     for candidate in candidates:
-        if (candidate / "core-site.xml").is_file():
+        if (candidate / holding).is_file():
             return candidate
     return None
 

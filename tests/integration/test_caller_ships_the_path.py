@@ -135,7 +135,7 @@ def test_own_skein_service_runs_the_returned_path(run_driver, hadoop_cluster, ya
     # the editable project came from the single file (baked in), installed under ./.pex
     toy_file, executable = next(ln for ln in lines if ln.startswith("TOY-FROM ")).split()[1:]
     assert "/.pex/venvs/" in toy_file and "/container_" in toy_file, toy_file
-    assert not toy_file.startswith(str(yarn_venv.toy)), toy_file
+    assert not toy_file.startswith(str(yarn_venv.toyproj)), toy_file
     assert "/.pex/venvs/" in executable, executable
     # nothing else in the container's directory: no parts, no editable zips
     listing = next(ln for ln in lines if ln.startswith("CWD-LISTING ")).split()[1:]

@@ -193,10 +193,11 @@ print(json.dumps({{"rc": res.returncode, "err": res.stderr}}))
 @pytest.fixture(scope="module")
 def hdfs_venv(tmp_path_factory):
     """A real venv (six + cluster-pack editable + hdfs-native) to pack and publish to HDFS."""
-    from tests.venvs import REPO, TestVenv, build_venv
+    from tests.venvs import REPO, TestVenv, build_venv, remove_at_teardown
 
     root = tmp_path_factory.mktemp("hdfs_venv")
-    return TestVenv(build_venv(root / "venv", ["six", "hdfs-native"], editables=[REPO]), root)
+    yield TestVenv(build_venv(root / "venv", ["six", "hdfs-native"], editables=[REPO]), root)
+    remove_at_teardown(root)
 
 
 def test_upload_env_to_default_fs_noop_force_and_run(hdfs_venv, hadoop_cluster, tmp_path):

@@ -12,6 +12,8 @@ of the session:
 
 * ``packed_venv``: numpy (compiled), six (pure), cluster-pack (editable, from this checkout)
   and ``toyproj``, an editable project the tests edit.
+* ``spark_venv``: pyspark (the runner's), cluster-pack (editable), ``cowsay``, hdfs-native,
+  s3fs and ``toy-pkg``, an editable project, with a ``SPARK_HOME`` of its own.
 
 A fixture that builds something big removes its directory at teardown: the base temp
 directory of a session is only removed at its end, when every test passed.
@@ -34,6 +36,8 @@ from typing import Dict, Iterable, Optional, Sequence
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+JAVA_HOME = os.environ.get("JAVA_HOME") or "/usr/lib/jvm/java-17-openjdk-amd64"
 
 # Variables of the test runner's process that would make a test venv's python act as the
 # runner's venv or as a packed environment
@@ -199,6 +203,58 @@ def packed_venv(tmp_path_factory):
     venv = build_venv(root / "venv", ["numpy<3", "six"], editables=[REPO, toy])
     yield TestVenv(venv, toy)
     remove_at_teardown(root)
+
+
+# -- Spark ---------------------------------------------------------------------------------
+
+SPARK_PACKAGES = ("cowsay", "hdfs-native", "s3fs")
+
+
+def make_spark_venv(base: Path, extra_packages: Sequence[str] = ()) -> Dict[str, Path]:
+    """In ``base``: a venv with pyspark (the test runner's: the driver's SparkSession and
+    ``spark-submit``; executors use Spark's pyspark.zip), cluster-pack (editable),
+    :data:`SPARK_PACKAGES`, ``extra_packages`` and the editable project ``toy-pkg``
+    (``toy_pkg.VALUE == "v1"``), and a ``SPARK_HOME`` of its own (``spark_home``: local-cluster
+    writes the executors' directories into ``$SPARK_HOME/work``, kept out of the runner's
+    pyspark). Skips without pyspark or a JDK."""
+    pyspark = pytest.importorskip("pyspark")
+    if not Path(JAVA_HOME, "bin", "java").exists():
+        pytest.skip(f"no JDK at {JAVA_HOME}")
+    toy = base / "toy"
+    (toy / "src" / "toy_pkg").mkdir(parents=True)
+    (toy / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "toy-pkg"\nversion = "0.1"\n'
+        '[tool.setuptools.packages.find]\nwhere = ["src"]\n')
+    (toy / "src" / "toy_pkg" / "__init__.py").write_text('VALUE = "v1"\n')
+    venv = build_venv(base / "venv", [*SPARK_PACKAGES, *extra_packages], editables=[REPO, toy],
+                      from_runner=["pyspark", "py4j"])
+    spark_home = base / "spark_home"
+    spark_home.mkdir()
+    for name in ("bin", "jars", "python", "sbin"):
+        (spark_home / name).symlink_to(Path(pyspark.__file__).parent / name)
+    return {"base": base, "python": venv / "bin" / "python", "toy": toy,
+            "spark_home": spark_home}
+
+
+@pytest.fixture(scope="session")
+def spark_venv(tmp_path_factory):
+    """:func:`make_spark_venv`, shared by the Spark integration tests (they publish it with
+    ``ignored_packages=["pyspark", "py4j"]``); a test that edits ``toy-pkg`` restores it."""
+    base = tmp_path_factory.mktemp("spark")
+    yield make_spark_venv(base)
+    remove_at_teardown(base)
+
+
+@pytest.fixture(autouse=True)
+def _spark_work_removed(request):
+    """After a test that used a Spark venv (:func:`make_spark_venv`): the executors'
+    directories local-cluster left in its ``$SPARK_HOME/work`` (each holds the packed
+    environment installed once more) are removed."""
+    yield
+    for value in list((getattr(request.node, "funcargs", None) or {}).values()):
+        if isinstance(value, dict) and "spark_home" in value:
+            shutil.rmtree(Path(value["spark_home"]) / "work", ignore_errors=True)
 
 
 @pytest.fixture

@@ -61,7 +61,8 @@ def versions(tmp_path_factory):
     for tag in ("A", "B"):
         path = make_pex(root / tag / "k.pex", ARTIFACT_MB << 20, seed=tag.encode())
         out[tag] = (path, _sha(path))
-    return out
+    yield out
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _reader_state(store: Store, path: str):

@@ -71,6 +71,15 @@ def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, sum
     """Both layouts, from one venv, with no flag: the parts (content-addressed, pex's
     packed layout: one zip per distribution, no size limit), and by default the single
     file beside them, which is the unzipped ``.pex.zip`` layout chosen automatically."""
+    try:
+        _large_environment_runs(tmp_path, summary)
+    finally:
+        # the data several times over (venv, parts, .pex.zip, nodes, unpacked copy): removed
+        # even when the test failed (the full size writes ~25 GB)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _large_environment_runs(tmp_path, summary):
     venv = build_venv(tmp_path / "venv", ["six"], editables=[REPO])
     _install_big_distribution(_site(venv), TOTAL, 70_000)
     test_venv = TestVenv(venv, tmp_path)

@@ -138,6 +138,18 @@ def remove_at_teardown(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def remove_remote_dir(url: str, fs_args: Optional[dict] = None) -> None:
+    """Remove a test's own directory on the harness HDFS or S3 (they live for the whole
+    session), quietly."""
+    from cluster_pack.store import Store
+
+    try:
+        store, path = Store.for_url(url, fs_args)
+        store.fs.rm(path, recursive=True)
+    except Exception:
+        pass
+
+
 @dataclass
 class TestVenv:
     __test__ = False  # not a test class

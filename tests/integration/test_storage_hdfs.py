@@ -15,6 +15,7 @@ from cluster_pack import parts, publish
 from cluster_pack.errors import StorageError
 from cluster_pack.manifest import manifest_path
 from cluster_pack.store import TMP_MARKER, Store
+from tests.venvs import remove_remote_dir
 
 pytestmark = pytest.mark.hdfs
 
@@ -29,8 +30,10 @@ def make_pex(path, payload=b""):
 
 
 @pytest.fixture
-def base(hadoop_cluster, request):
-    return f"{hadoop_cluster.default_fs}/tmp/cpack-{request.node.name[:40]}-{os.getpid()}"
+def base(hadoop_cluster, hadoop_env, request):
+    url = f"{hadoop_cluster.default_fs}/tmp/cpack-{request.node.name[:40]}-{os.getpid()}"
+    yield url
+    remove_remote_dir(url)  # the harness HDFS lives until the end of the session
 
 
 def _manifest(url):
@@ -191,13 +194,15 @@ print(json.dumps({{"rc": res.returncode, "err": res.stderr}}))
 
 
 @pytest.fixture(scope="module")
-def hdfs_venv(tmp_path_factory):
-    """A real venv (six + cluster-pack editable + hdfs-native) to pack and publish to HDFS."""
+def hdfs_venv(tmp_path_factory, hadoop_cluster):
+    """A real venv (six + cluster-pack editable + hdfs-native) to pack and publish to HDFS
+    (as the user ``envuser``, whose HDFS home is removed after the module)."""
     from tests.venvs import REPO, TestVenv, build_venv, remove_at_teardown
 
     root = tmp_path_factory.mktemp("hdfs_venv")
     yield TestVenv(build_venv(root / "venv", ["six", "hdfs-native"], editables=[REPO]), root)
     remove_at_teardown(root)
+    remove_remote_dir(f"{hadoop_cluster.default_fs}/user/envuser")
 
 
 def test_upload_env_to_default_fs_noop_force_and_run(hdfs_venv, hadoop_cluster, tmp_path):

@@ -31,6 +31,7 @@ from cluster_pack.errors import IntegrityError, StorageError
 from cluster_pack.manifest import Manifest, manifest_path
 from cluster_pack.store import STALE_TMP_SECONDS, TMP_MARKER, Store
 from tests.reliability.conftest import fault_runs, make_pex, tmp_entries
+from tests.venvs import remove_remote_dir
 
 ARTIFACT_MB = int(os.environ.get("CPACK_FAULT_ARTIFACT_MB", "64"))
 
@@ -221,8 +222,10 @@ def test_kill_loop_local_store_full(tmp_path, versions, summary):
 
 
 @pytest.fixture
-def hdfs_base(hadoop_cluster, request):
-    return f"{hadoop_cluster.default_fs}/tmp/cpack-rel-{request.node.name[:30]}-{os.getpid()}"
+def hdfs_base(hadoop_cluster, hadoop_env, request):
+    url = f"{hadoop_cluster.default_fs}/tmp/cpack-rel-{request.node.name[:30]}-{os.getpid()}"
+    yield url
+    remove_remote_dir(url)  # the versions published there (the HDFS lives for the session)
 
 
 def _hdfs_loop(hdfs_base, versions, summary, runs, tmp_path, label):

@@ -245,6 +245,12 @@ def make_spark_venv(base: Path, extra_packages: Sequence[str] = ()) -> Dict[str,
     spark_home.mkdir()
     for name in ("bin", "jars", "python", "sbin"):
         (spark_home / name).symlink_to(Path(pyspark.__file__).parent / name)
+    # On YARN, Spark's jars are read from this machine (the harness's NodeManager runs
+    # here): without it, each application zips them (400 MB) into its HDFS staging
+    # directory, and the NodeManager keeps a copy of that zip for each application
+    (spark_home / "conf").mkdir()
+    (spark_home / "conf" / "spark-defaults.conf").write_text(
+        f"spark.yarn.jars local:{spark_home / 'jars'}/*\n")
     return {"base": base, "python": venv / "bin" / "python", "toy": toy,
             "spark_home": spark_home}
 

@@ -19,7 +19,7 @@ import pytest
 from cluster_pack import packaging, settings
 from cluster_pack.pack import environment
 from cluster_pack.pack.environment import canonical_name
-from tests.venvs import build_venv, make_toy_project
+from tests.venvs import build_venv, make_toy_project, remove_at_teardown
 
 
 @pytest.fixture
@@ -131,7 +131,8 @@ def other_venv(tmp_path_factory):
     (legacy / "legacyproj.egg-info" / "top_level.txt").write_text("legacyproj\n")
     (site / "legacyproj.egg-link").write_text(f"{legacy}\n.")
     (site / "easy-install.pth").write_text(f"{legacy}\n")
-    return python, toy, legacy
+    yield python, toy, legacy
+    remove_at_teardown(root)
 
 
 def _pip_list(python: Path, *args: str):

@@ -1,6 +1,6 @@
 """Shared fixtures for the YARN integration tests: a REAL user venv, published to HDFS.
 
-* ``yarn_venv``: a virtualenv built with uv holding cluster-pack (editable, from this
+* ``yarn_venv``: a virtualenv (``tests.venvs.build_venv``) holding cluster-pack (editable, from this
   checkout), skein + hdfs-native, ``tomli_w`` (a small pure package that is NOT in the
   driver's env) and ``cpack_toy``, an editable toy project. The submitting code runs with
   this venv's python in a subprocess, so the environment that gets packed is that venv.
@@ -19,13 +19,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.venvs import REPO, TestVenv, build_venv, clean_env, remove_at_teardown
 
 TOY_PYPROJECT = """\
 [build-system]
@@ -72,25 +71,6 @@ print("TOY-JOB " + json.dumps({
 '''
 
 
-def _base_python() -> str:
-    return getattr(sys, "_base_executable", sys.executable)
-
-
-def _uv() -> str:
-    candidate = Path(sys.executable).parent / "uv"
-    return str(candidate) if candidate.exists() else "uv"
-
-
-@dataclass
-class TestVenv:
-    root: Path
-    toy: Path
-
-    @property
-    def python(self) -> str:
-        return str(self.root / "bin" / "python")
-
-
 @pytest.fixture(scope="session")
 def yarn_venv(tmp_path_factory) -> TestVenv:
     base = tmp_path_factory.mktemp("yarn_venv")
@@ -99,25 +79,15 @@ def yarn_venv(tmp_path_factory) -> TestVenv:
     (toy / "pyproject.toml").write_text(TOY_PYPROJECT)
     (toy / "src" / "cpack_toy" / "__init__.py").write_text(TOY_INIT)
     (toy / "src" / "cpack_toy" / "job.py").write_text(TOY_JOB)
-    venv = base / "venv"
-    t0 = time.monotonic()
-    subprocess.run([_uv(), "venv", "--quiet", "--python", _base_python(), str(venv)],
-                   check=True)
-    subprocess.run(
-        [_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-         "-e", str(REPO), "-e", str(toy), "skein", "hdfs-native", "tomli_w", "ipykernel"],
-        check=True)
-    print(f"[yarn tests] venv built in {time.monotonic() - t0:.1f}s", file=sys.stderr)
-    return TestVenv(venv, toy)
+    venv = build_venv(base / "venv", ["skein", "hdfs-native", "tomli_w", "ipykernel"],
+                      editables=[REPO, toy])
+    yield TestVenv(venv, toy)
+    remove_at_teardown(base)
 
 
 @pytest.fixture(scope="session")
 def driver_env(hadoop_cluster) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PEX", "C_PACK_LOCAL_ARTIFACT",
-                        "C_PACK_PACKAGE_PATH", "C_PACK_EDITABLE_DIRS")}
-    env.update(hadoop_cluster.env)
-    return env
+    return clean_env(hadoop_cluster.env)
 
 
 @pytest.fixture(scope="session")

@@ -26,14 +26,7 @@ import textwrap
 
 import pytest
 
-try:  # the Spark test venv (module-scoped, as in test_spark_yarn.py)
-    from test_spark_local_cluster import JAVA_HOME, spark_venv  # noqa: F401
-except pytest.skip.Exception:  # no pyspark: only the Spark test is skipped
-    JAVA_HOME = ""
-
-    @pytest.fixture
-    def spark_venv():
-        pytest.skip("pyspark is not installed")
+from tests.venvs import JAVA_HOME, clean_env
 
 pytestmark = [pytest.mark.yarn, pytest.mark.hdfs, pytest.mark.timeout(900)]
 
@@ -135,7 +128,7 @@ def test_own_skein_service_runs_the_returned_path(run_driver, hadoop_cluster, ya
     # the editable project came from the single file (baked in), installed under ./.pex
     toy_file, executable = next(ln for ln in lines if ln.startswith("TOY-FROM ")).split()[1:]
     assert "/.pex/venvs/" in toy_file and "/container_" in toy_file, toy_file
-    assert not toy_file.startswith(str(yarn_venv.toy)), toy_file
+    assert not toy_file.startswith(str(yarn_venv.toyproj)), toy_file
     assert "/.pex/venvs/" in executable, executable
     # nothing else in the container's directory: no parts, no editable zips
     listing = next(ln for ln in lines if ln.startswith("CWD-LISTING ")).split()[1:]
@@ -191,15 +184,12 @@ SPARK_DRIVER = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_spark_on_yarn_configured_by_hand_with_the_returned_path(hadoop_cluster, tmp_path,
-                                                                 spark_venv):  # noqa: F811
+                                                                 spark_venv):
     target = f"{hadoop_cluster.default_fs}/user/{USER}/envs/spark_ships_itself.pex"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV",
-                        "PEX", "C_PACK_PACKAGE_PATH", "C_PACK_LOCAL_ARTIFACT",
-                        "C_PACK_EDITABLE_DIRS")}
-    env.update(hadoop_cluster.env)
-    env.update(JAVA_HOME=JAVA_HOME, SPARK_HOME=str(spark_venv["spark_home"]),
-               C_PACK_CACHE_DIR=str(spark_venv["base"] / "cache"))
+    env = clean_env({**hadoop_cluster.env, "JAVA_HOME": JAVA_HOME,
+                     "SPARK_HOME": str(spark_venv["spark_home"]),
+                     "C_PACK_CACHE_DIR": str(spark_venv["base"] / "cache")},
+                    drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"))
     # published in its own process (see test_spark_yarn.py: hdfs-native + PySpark's fork)
     publish = subprocess.run(
         [str(spark_venv["python"]), "-c",

@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from tests.dask_ray._venvs import DRIVER_HELPERS, build_venv, clean_env, run_driver, still_alive
+from tests.dask_ray._drivers import DRIVER_HELPERS, clean_env, run_driver, still_alive
+from tests.venvs import REPO, build_venv, remove_at_teardown
 
 pytestmark = [pytest.mark.dask, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -22,7 +23,7 @@ import json, os, signal, sys, time, logging
 import psutil
 logging.basicConfig(level=logging.INFO)
 import cluster_pack
-from cluster_pack.launch import dask as cp_dask
+from cluster_pack.launch.spec import dask as cp_dask
 
 """ + DRIVER_HELPERS + """
 
@@ -32,19 +33,25 @@ def to_toml(i):
 """
 
 
-@pytest.fixture(scope="session")
+# Module-scoped (only this module uses them): the venv and the environments published from
+# it are removed once the module's tests ran, not at the end of the session.
+@pytest.fixture(scope="module")
 def dask_python(tmp_path_factory):
     root = tmp_path_factory.mktemp("dask_venv")
-    return build_venv(root / "venv", ["distributed", "tomli_w", "skein", "hdfs-native",
-                                      "psutil"])
+    venv = build_venv(root / "venv", ["distributed", "tomli_w", "skein", "hdfs-native",
+                                      "psutil"], editables=[REPO])
+    yield venv / "bin" / "python"
+    remove_at_teardown(root)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("dask_work")
+    workdir = tmp_path_factory.mktemp("dask_work")
+    yield workdir
+    remove_at_teardown(workdir)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_dask_pex(dask_python, dask_workdir):
     store = dask_workdir / "store"
     result = run_driver(dask_python, PRELUDE + f"""
@@ -115,7 +122,7 @@ done(error=error, pids=pids, dead=cluster.dead)
     assert still_alive(result["pids"]) == []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hdfs_dask_pex(dask_python, dask_workdir, hadoop_cluster):
     user = os.environ.get("C_PACK_USER") or getpass.getuser()
     target = f"{hadoop_cluster.default_fs}/user/{user}/envs/dask-test.pex"

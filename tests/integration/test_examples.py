@@ -7,14 +7,14 @@
   and the data on the harness S3 server (bucket/endpoint/credentials from the harness env),
   the s3a jars from ``.ci/install-spark-s3.sh`` (``CLUSTER_PACK_S3A_JARS``).
 
-The venv is ``spark_venv`` of the Spark tests plus what the examples import (numpy, pandas,
-pyarrow).
+The venv is the one of the Spark tests (``tests.venvs.make_spark_venv``) plus what the
+examples import (numpy, pandas, pyarrow): a venv of its own, so that the other Spark tests
+do not pack them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -23,8 +23,9 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from test_spark_local_cluster import JAVA_HOME, _uv, spark_venv  # noqa: E402,F401
 from test_spark_s3 import s3a_jars  # noqa: E402
+
+from tests.venvs import JAVA_HOME, clean_env, make_spark_venv, remove_at_teardown  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -33,19 +34,16 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="module")
-def examples_venv(spark_venv):  # noqa: F811
-    subprocess.run([_uv(), "pip", "install", "-q", "--python", str(spark_venv["python"]),
-                    "numpy", "pandas", "pyarrow"], check=True)
-    return spark_venv
+def examples_venv(tmp_path_factory):
+    base = tmp_path_factory.mktemp("spark_examples")
+    yield make_spark_venv(base, extra_packages=["numpy", "pandas", "pyarrow"])
+    remove_at_teardown(base)
 
 
 def _run_example(venv, script, extra_env, *args, timeout=1100):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV",
-                        "C_PACK_PACKAGE_PATH", "C_PACK_LOCAL_ARTIFACT", "C_PACK_EDITABLE_DIRS")}
-    env["JAVA_HOME"] = JAVA_HOME
-    env.update(extra_env)
-    env.update(SPARK_HOME=str(venv["spark_home"]), C_PACK_CACHE_DIR=str(venv["base"] / "cache"))
+    env = clean_env({"JAVA_HOME": JAVA_HOME, **extra_env, "SPARK_HOME": str(venv["spark_home"]),
+                     "C_PACK_CACHE_DIR": str(venv["base"] / "cache")},
+                    drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"))
     started = time.perf_counter()
     proc = subprocess.run([str(venv["python"]), str(script), *args], cwd=venv["base"], env=env,
                           capture_output=True, text=True, timeout=timeout)

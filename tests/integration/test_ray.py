@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tests.dask_ray._venvs import DRIVER_HELPERS, build_venv, clean_env, run_driver, still_alive
+from tests.dask_ray._drivers import DRIVER_HELPERS, clean_env, run_driver, still_alive
+from tests.venvs import REPO, build_venv, remove_at_teardown
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -20,7 +21,7 @@ import psutil
 logging.basicConfig(level=logging.INFO)
 import ray
 import cluster_pack
-from cluster_pack.launch import ray as cp_ray
+from cluster_pack.launch.spec import ray as cp_ray
 
 """ + DRIVER_HELPERS + """
 
@@ -43,25 +44,31 @@ class Counter:
 EXPECTED = [f"part = {i}\nsquare = {i * i}\n" for i in range(6)]
 
 
-@pytest.fixture(scope="session")
+# Module-scoped (only this module uses them): the venv and the environments published from
+# it are removed once the module's tests ran, not at the end of the session.
+@pytest.fixture(scope="module")
 def ray_python(tmp_path_factory):
     root = tmp_path_factory.mktemp("ray_venv")
-    return build_venv(root / "venv", ["ray[default]", "tomli_w", "skein", "hdfs-native",
-                                      "psutil"])
+    venv = build_venv(root / "venv", ["ray[default]", "tomli_w", "skein", "hdfs-native",
+                                      "psutil"], editables=[REPO])
+    yield venv / "bin" / "python"
+    remove_at_teardown(root)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("ray_work")
+    workdir = tmp_path_factory.mktemp("ray_work")
+    yield workdir
+    remove_at_teardown(workdir)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_ray_pex(ray_python, ray_workdir):
     store = ray_workdir / "store"
     result = run_driver(ray_python, PRELUDE + f"""
 t0 = time.monotonic()
 path, _ = cluster_pack.upload_env(package_path={str(store / 'ray.pex')!r})
-from cluster_pack.store import publish
+from cluster_pack.store.storage import publish
 from cluster_pack.store.storage import Store
 layout = publish.read_manifest(*Store.for_url(path)).layout
 done(path=path, seconds=time.monotonic() - t0, layout=layout)
@@ -158,7 +165,7 @@ done(py_executable=runtime_env["py_executable"], seen=seen)
     assert "/venvs/" in executable and "ray_venv" not in executable, executable
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hdfs_ray_pex(ray_python, ray_workdir, hadoop_cluster):
     user = os.environ.get("C_PACK_USER") or getpass.getuser()
     target = f"{hadoop_cluster.default_fs}/user/{user}/envs/ray-test.pex"

@@ -1,10 +1,11 @@
 """PySpark on ``local-cluster[2,1,1024]`` (separate executor JVMs and Python daemons) with a
 published environment, through the original ``spark_config_builder`` API.
 
-A real test venv (uv) holds pyspark, cluster-pack (editable), ``cowsay`` and an editable toy
-project. The driver runs in that venv (``tests/spark/spark_job.py``), publishes it without
-pyspark/py4j, and the executors must import ``cowsay`` from the packed environment, pyspark
-from Spark's own ``pyspark.zip``, and the toy project from its local (edited) source.
+A real test venv (``spark_venv`` of tests/venvs.py, shared by the Spark tests) holds pyspark,
+cluster-pack (editable), ``cowsay`` and an editable toy project. The driver runs in that venv
+(``tests/spark/spark_job.py``), publishes it without pyspark/py4j, and the executors must
+import ``cowsay`` from the packed environment, pyspark from Spark's own ``pyspark.zip``, and
+the toy project from its local (edited) source.
 Layouts: parts (the default: the launcher assembles ``job.pex/`` from the parts in each
 executor's directory), single-file ``.pex`` (``C_PACK_LAYOUT=pex``) and ``.pex.zip``.
 """
@@ -13,68 +14,37 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-pyspark = pytest.importorskip("pyspark")
+from tests.venvs import JAVA_HOME, clean_env
+
+pytest.importorskip("pyspark")
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 JOB = ROOT / "tests" / "spark" / "spark_job.py"
-JAVA_HOME = os.environ.get("JAVA_HOME") or "/usr/lib/jvm/java-17-openjdk-amd64"
 MASTER = "local-cluster[2,1,1024]"
 
 
-def _uv() -> str:
-    from cluster_pack import settings
-
-    uv = settings.find_uv()
-    if not uv:
-        pytest.skip("uv is needed to build the test venv")
-    return str(uv)
-
-
-@pytest.fixture(scope="module")
-def spark_venv(tmp_path_factory):
-    if not Path(JAVA_HOME, "bin", "java").exists():
-        pytest.skip(f"no JDK at {JAVA_HOME}")
-    base = tmp_path_factory.mktemp("spark")
-    toy = base / "toy"
-    (toy / "src" / "toy_pkg").mkdir(parents=True)
-    (toy / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
-        '[project]\nname = "toy-pkg"\nversion = "0.1"\n'
-        '[tool.setuptools.packages.find]\nwhere = ["src"]\n')
-    (toy / "src" / "toy_pkg" / "__init__.py").write_text('VALUE = "v1"\n')
-    venv = base / "venv"
-    uv = _uv()
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-                    "-e", str(ROOT), "-e", str(toy), f"pyspark=={pyspark.__version__}", "cowsay",
-                    "hdfs-native", "s3fs"],
-                   check=True)
-    # local-cluster writes executor directories into $SPARK_HOME/work: keep them out of the venv
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    spark_home = base / "spark_home"
-    spark_home.mkdir()
-    for name in ("bin", "jars", "python", "sbin"):
-        (spark_home / name).symlink_to(site / "pyspark" / name)
-    return {"base": base, "python": venv / "bin" / "python", "toy": toy,
-            "spark_home": spark_home}
+@pytest.fixture(autouse=True)
+def _local_store_removed(spark_venv):
+    """Each test publishes to the local store ``envs`` anew: removed after it."""
+    yield
+    shutil.rmtree(spark_venv["base"] / "envs", ignore_errors=True)
 
 
 def _run_job(venv, package_path, *args, timeout=600, master=MASTER, extra_env=None):
-    env = dict(os.environ, JAVA_HOME=JAVA_HOME)
-    env.update(extra_env or {})
-    env.update(SPARK_HOME=str(venv["spark_home"]), C_PACK_CACHE_DIR=str(venv["base"] / "cache"))
-    for var in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV"):
-        env.pop(var, None)
+    env = clean_env({"JAVA_HOME": JAVA_HOME, **(extra_env or {}),
+                     "SPARK_HOME": str(venv["spark_home"]),
+                     "C_PACK_CACHE_DIR": str(venv["base"] / "cache")},
+                    drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"))
     started = time.perf_counter()
     proc = subprocess.run([str(venv["python"]), str(JOB), str(package_path), master, *args],
                           cwd=venv["base"], env=env, capture_output=True, text=True,
@@ -154,8 +124,16 @@ def test_single_file_pex_on_local_cluster(spark_venv):
 def test_large_layout_edit_and_node_cache(spark_venv):
     envs = spark_venv["base"] / "envs"
     toy_init = spark_venv["toy"] / "src" / "toy_pkg" / "__init__.py"
-    toy_init.write_text('VALUE = "v2"\n')  # a local edit, not re-installed
     node_root = spark_venv["base"] / "node_pex_root"
+    toy_init.write_text('VALUE = "v2"\n')  # a local edit, not re-installed
+    try:
+        _edited_and_node_cache(spark_venv, envs, node_root)
+    finally:
+        toy_init.write_text('VALUE = "v1"\n')  # as it was: the venv is shared
+        shutil.rmtree(node_root, ignore_errors=True)
+
+
+def _edited_and_node_cache(spark_venv, envs, node_root):
     cold = _run_job(spark_venv, envs / "job.pex.zip", "--upload", "--pex-root", str(node_root))
     rows = _rows(cold)
     assert {row["toy_value"] for row in rows} == {"v2"}

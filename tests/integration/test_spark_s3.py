@@ -1,6 +1,7 @@
 """PySpark with the packed environment on the harness S3 server (moto) through Hadoop's s3a.
 
-The test venv (``spark_venv``: pyspark, cluster-pack editable, ``cowsay``, s3fs) is published
+The test venv (``spark_venv`` of tests/venvs.py: pyspark, cluster-pack editable, ``cowsay``,
+s3fs) is published
 to ``s3://<bucket>/envs/spark_s3.pex`` (parts layout: ``envs/spark_s3.json`` and the parts in
 ``envs/.cluster-pack-parts/``) with ``cluster_pack.upload_env(..., fs_args=...)`` in its own
 process; a driver in that venv configures ``local-cluster[2,1,1024]`` with
@@ -27,10 +28,9 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from test_spark_local_cluster import JAVA_HOME, spark_venv  # noqa: E402,F401
-
 from cluster_pack.launch.spark import SPARK_DEFAULT_REDACTION_REGEX  # noqa: E402
 from cluster_pack_harness.pytest_plugin import in_ci  # noqa: E402
+from tests.venvs import JAVA_HOME, clean_env  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.s3, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -112,21 +112,18 @@ def s3a_jars(python: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def s3_jars(spark_venv):  # noqa: F811
+def s3_jars(spark_venv):
     return s3a_jars(str(spark_venv["python"]))
 
 
 def _clean_env(venv, extra):
-    env = dict(os.environ, JAVA_HOME=JAVA_HOME)
-    for var in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV",
-                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        env.pop(var, None)
-    env.update(SPARK_HOME=str(venv["spark_home"]), C_PACK_CACHE_DIR=str(venv["base"] / "cache"))
-    env.update(extra)
-    return env
+    return clean_env({"JAVA_HOME": JAVA_HOME, "SPARK_HOME": str(venv["spark_home"]),
+                      "C_PACK_CACHE_DIR": str(venv["base"] / "cache"), **extra},
+                     drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "AWS_ACCESS_KEY_ID",
+                           "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
 
 
-def test_pyspark_with_the_env_and_the_data_on_s3(spark_venv, s3_server, s3_jars):  # noqa: F811
+def test_pyspark_with_the_env_and_the_data_on_s3(spark_venv, s3_server, s3_jars):
     bucket = s3_server.bucket
     package_path = f"s3://{bucket}/envs/spark_s3.pex"
     fs_args = s3_server.fs_args

@@ -17,14 +17,16 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from test_spark_local_cluster import JAVA_HOME, _rows, _run_job, spark_venv  # noqa: E402,F401
+from test_spark_local_cluster import _rows, _run_job  # noqa: E402
+
+from tests.venvs import JAVA_HOME, clean_env  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.yarn, pytest.mark.hdfs, pytest.mark.slow,
               pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")
-def published(spark_venv, hadoop_cluster):  # noqa: F811
+def published(spark_venv, hadoop_cluster):
     package_path = f"{hadoop_cluster.default_fs}/user/{getpass.getuser()}/envs/spark_test.pex"
     # Publish in its own process: after hdfs-native was used, the fork PySpark makes to start
     # its JVM (Popen with preexec_fn) deadlocks (fsspec's at-fork cache clearing drops the
@@ -33,12 +35,13 @@ def published(spark_venv, hadoop_cluster):  # noqa: F811
         [str(spark_venv["python"]), "-c",
          "import sys, cluster_pack; cluster_pack.upload_env(package_path=sys.argv[1], "
          "ignored_packages=['pyspark', 'py4j'])", package_path],
-        env={**os.environ, **hadoop_cluster.env}, capture_output=True, text=True, timeout=600)
+        env=clean_env({**hadoop_cluster.env, "C_PACK_CACHE_DIR": str(spark_venv["base"] / "cache")}),
+        capture_output=True, text=True, timeout=600)
     assert publish.returncode == 0, publish.stderr
     return package_path
 
 
-def test_pyspark_on_yarn_with_the_env_on_hdfs(spark_venv, hadoop_cluster, published):  # noqa: F811
+def test_pyspark_on_yarn_with_the_env_on_hdfs(spark_venv, hadoop_cluster, published):
     package_path = published
     report = _run_job(
         spark_venv, package_path,
@@ -90,13 +93,12 @@ CLUSTER_DRIVER = textwrap.dedent("""
 """)
 
 
-def test_cluster_mode_driver_runs_from_the_parts(spark_venv, hadoop_cluster, published):  # noqa: F811
+def test_cluster_mode_driver_runs_from_the_parts(spark_venv, hadoop_cluster, published):
     base = spark_venv["base"]
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(hadoop_cluster.env)
-    env.update(JAVA_HOME=JAVA_HOME, SPARK_HOME=str(spark_venv["spark_home"]),
-               C_PACK_CACHE_DIR=str(base / "cache"))
+    env = clean_env({**hadoop_cluster.env, "JAVA_HOME": JAVA_HOME,
+                     "SPARK_HOME": str(spark_venv["spark_home"]),
+                     "C_PACK_CACHE_DIR": str(base / "cache")},
+                    drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"))
     args = subprocess.run(
         [str(spark_venv["python"]), "-m", "cluster_pack", "spark-args", "--json",
          "--master", "yarn", "--deploy-mode", "cluster", published],

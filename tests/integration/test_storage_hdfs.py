@@ -15,6 +15,7 @@ from cluster_pack.errors import StorageError
 from cluster_pack.store import parts_pool, publish
 from cluster_pack.store.manifest import manifest_path
 from cluster_pack.store.storage import TMP_MARKER, Store
+from tests.venvs import remove_remote_dir
 
 pytestmark = pytest.mark.hdfs
 
@@ -29,8 +30,10 @@ def make_pex(path, payload=b""):
 
 
 @pytest.fixture
-def base(hadoop_cluster, request):
-    return f"{hadoop_cluster.default_fs}/tmp/cpack-{request.node.name[:40]}-{os.getpid()}"
+def base(hadoop_cluster, hadoop_env, request):
+    url = f"{hadoop_cluster.default_fs}/tmp/cpack-{request.node.name[:40]}-{os.getpid()}"
+    yield url
+    remove_remote_dir(url)  # the harness HDFS lives until the end of the session
 
 
 def _manifest(url):
@@ -84,7 +87,7 @@ def test_downloaded_artifact_runs_through_the_local_runner(hadoop_env, base, tmp
 
 CONCURRENT = """
 import sys
-from cluster_pack.store import publish
+from cluster_pack.store.storage import publish
 publish.publish_zip(sys.argv[1], sys.argv[2], force_upload=True)
 """
 
@@ -175,7 +178,7 @@ def test_cli_info_and_ls(hadoop_env, base, tmp_path):
 
 UPLOAD_ENV = """
 import json, time
-from cluster_pack.store import publish
+from cluster_pack.store.storage import publish
 t0 = time.monotonic()
 r = publish.publish_env({kwargs})
 print(json.dumps({{"path": r.path, "built": r.built, "seconds": time.monotonic() - t0}}))
@@ -183,8 +186,8 @@ print(json.dumps({{"path": r.path, "built": r.built, "seconds": time.monotonic()
 
 RUN = """
 import json
-from cluster_pack.launch import spec as launch
-from cluster_pack.launch import local as runner
+from cluster_pack.launch.spec import spec as launch
+from cluster_pack.launch.spec import local as runner
 spec = launch.module_launch_spec("six", package_path={path!r})
 res = runner.run(spec)
 print(json.dumps({{"rc": res.returncode, "err": res.stderr}}))
@@ -192,12 +195,15 @@ print(json.dumps({{"rc": res.returncode, "err": res.stderr}}))
 
 
 @pytest.fixture(scope="module")
-def hdfs_venv(tmp_path_factory):
-    """A real venv (six + cluster-pack editable + hdfs-native) to pack and publish to HDFS."""
-    from tests.venvs import REPO, TestVenv, build_venv
+def hdfs_venv(tmp_path_factory, hadoop_cluster):
+    """A real venv (six + cluster-pack editable + hdfs-native) to pack and publish to HDFS
+    (as the user ``envuser``, whose HDFS home is removed after the module)."""
+    from tests.venvs import REPO, TestVenv, build_venv, remove_at_teardown
 
     root = tmp_path_factory.mktemp("hdfs_venv")
-    return TestVenv(build_venv(root / "venv", ["six", "hdfs-native"], editables=[REPO]), root)
+    yield TestVenv(build_venv(root / "venv", ["six", "hdfs-native"], editables=[REPO]), root)
+    remove_at_teardown(root)
+    remove_remote_dir(f"{hadoop_cluster.default_fs}/user/envuser")
 
 
 def test_upload_env_to_default_fs_noop_force_and_run(hdfs_venv, hadoop_cluster, tmp_path):

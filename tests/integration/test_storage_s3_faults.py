@@ -25,13 +25,13 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 
 from cluster_pack.errors import ClusterPackError, StorageError
-from cluster_pack.store import parts_pool, publish
 from cluster_pack.store.manifest import manifest_path
+from cluster_pack.store.storage import parts_pool, publish
 from tests.integration.test_storage_hdfs import make_pex
+from tests.venvs import REPO, build_venv, clean_env, make_toy_project, remove_at_teardown, uv
 
 pytestmark = pytest.mark.s3
 
-REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 
 
@@ -289,28 +289,17 @@ print("S3TOY " + s3toy.VALUE + " six=" + six.__version__ + " " + " ".join(sys.ar
 
 @pytest.fixture(scope="module")
 def s3_venv(tmp_path_factory):
-    from tests.venvs import build_venv, make_toy_project
-
     root = tmp_path_factory.mktemp("s3venv")
     project = make_toy_project(root, "s3toy", "from-s3")
     (project / "src" / "s3toy" / "job.py").write_text(JOB)
-    t0 = time.monotonic()
-    venv = build_venv(root / "venv", ["six", "s3fs"], editables=[REPO, project])
-    print(f"[s3 faults] venv built in {time.monotonic() - t0:.1f}s", file=sys.stderr)
-    return venv, project
+    yield build_venv(root / "venv", ["six", "s3fs"], editables=[REPO, project]), project
+    remove_at_teardown(root)
 
 
 def _run_in(venv: Path, code: str, cwd: Path, env: Dict[str, str]) -> Dict:
-    from cluster_pack import settings
-
-    full = {k: v for k, v in os.environ.items()
-            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PEX", "C_PACK_PACKAGE_PATH",
-                         "C_PACK_LOCAL_ARTIFACT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    uv = settings.find_uv()
-    if uv:
-        full["C_PACK_UV"] = uv
-    full.update(env)
+    full = clean_env({"C_PACK_UV": uv(), **env},
+                     drop=("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                           "AWS_SECRET_ACCESS_KEY"))
     proc = subprocess.run([str(venv / "bin" / "python"), "-c", textwrap.dedent(code)],
                           capture_output=True, text=True, cwd=cwd, env=full, timeout=900)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
@@ -355,7 +344,7 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
     time.sleep(1.1)  # a rewrite would change LastModified (1 s resolution)
     second = _run_in(venv, f"""
         import json
-        from cluster_pack.store import publish
+        from cluster_pack.store.storage import publish
         r = publish.publish_env(package_path={url!r}, fs_args=json.loads({fs_args!r}))
         print(json.dumps({{"path": r.path, "built": r.built, "written": r.uploaded_bytes,
                           "reason": r.reason}}))
@@ -372,8 +361,8 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
 
     ran = _run_in(venv, f"""
         import json
-        from cluster_pack.launch import spec as launch
-        from cluster_pack.launch import local as runner
+        from cluster_pack.launch.spec import spec as launch
+        from cluster_pack.launch.spec import local as runner
         fs_args = json.loads({fs_args!r})
         spec = launch.module_launch_spec("s3toy.job", ["a", "b"], package_path={url!r},
                                          fs_args=fs_args)

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from tests.venvs import REPO, build_venv, install, remove_at_teardown
+
 pytestmark = [pytest.mark.yarn, pytest.mark.hdfs, pytest.mark.timeout(900)]
 
 PRELUDE = """
@@ -49,8 +51,8 @@ def _all(logs):
 
 def test_published_env_is_parts_localized_privately(drive):
     result = drive("""
-from cluster_pack.launch import spec as launch
-from cluster_pack.launch import yarn
+from cluster_pack.launch.spec import spec as launch
+from cluster_pack.launch.spec import yarn
 spec = launch.module_launch_spec("cpack_toy.job", package_path=PKG, include_editables=False)
 files = yarn.files_of(spec)
 done(layout=spec.manifest.layout, n_parts=len(spec.manifest.parts), argv=spec.argv,
@@ -231,13 +233,9 @@ with skein.Client() as client:
 def test_skein_project_example(yarn_venv, driver_env):
     """examples/skein-project: installed editable in the venv, ships itself (2 containers)."""
     import subprocess
-    from pathlib import Path
 
-
-    project = Path(__file__).resolve().parents[2] / "examples" / "skein-project"
-    uv = Path(sys.executable).parent / "uv"
-    subprocess.run([str(uv) if uv.exists() else "uv", "pip", "install", "--quiet", "--no-deps", "--python",
-                    yarn_venv.python, "-e", str(project)], check=True)
+    project = REPO / "examples" / "skein-project"
+    install(yarn_venv.root, [], editables=[project], options=["--no-deps"])
     out = subprocess.run([yarn_venv.python, "-m", "skein_project.client", "--n", "100"],
                          env=driver_env, cwd=yarn_venv.root.parent, capture_output=True,
                          text=True, timeout=600)
@@ -280,7 +278,7 @@ def report():
 t0 = time.monotonic()
 path, _ = cluster_pack.upload_env(package_path=PKG)
 published = time.monotonic() - t0
-from cluster_pack.store import publish
+from cluster_pack.store.storage import publish
 from cluster_pack.store.storage import Store
 store, p = Store.for_url(path)
 manifest = publish.read_manifest(store, p)
@@ -301,30 +299,17 @@ print("RESULT:" + json.dumps({{
 def delta_venv(tmp_path_factory):
     """A venv whose one distribution (``cpack-leaf``, a regular install) gets a new
     version between two publishes."""
-    import subprocess
-
-    from tests.integration.conftest import REPO, _base_python, _uv
-
     base = tmp_path_factory.mktemp("delta_venv")
-    venv = base / "venv"
-    subprocess.run([_uv(), "venv", "--quiet", "--python", _base_python(), str(venv)],
-                   check=True)
-    subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                    "-e", str(REPO), "skein", "hdfs-native"], check=True)
-    return venv, base
+    yield build_venv(base / "venv", ["skein", "hdfs-native"], editables=[REPO]), base
+    remove_at_teardown(base)
 
 
 def _install_leaf(venv, base, version):
-    import subprocess
-
-    from tests.integration.conftest import _uv
-
     project = base / f"leaf-{version}"
     project.mkdir()
     (project / "pyproject.toml").write_text(LEAF_PYPROJECT.format(version=version))
     (project / "cpack_leaf.py").write_text(f"VERSION = {version!r}\n")
-    subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                    str(project)], check=True)
+    install(venv, [str(project)])
 
 
 def _delta_run(venv, base, driver_env, pkg):
@@ -465,9 +450,6 @@ def spec_venv(tmp_path_factory):
     """A driver venv with cluster-pack installed as a REGULAR package (as users have it):
     nothing editable gets shipped, so the container has only what upload_spec packed."""
     import shutil
-    import subprocess
-
-    from tests.integration.conftest import REPO, _base_python, _uv
 
     base = tmp_path_factory.mktemp("spec_venv")
     source = base / "cluster-pack-src"  # a copy: building in the checkout would write in it
@@ -475,18 +457,15 @@ def spec_venv(tmp_path_factory):
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    venv = base / "venv"
-    subprocess.run([_uv(), "venv", "--quiet", "--python", _base_python(), str(venv)],
-                   check=True)
-    subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                    str(source), "skein", "hdfs-native"], check=True)
+    venv = build_venv(base / "venv", [str(source), "skein", "hdfs-native"])
     project = base / "specproj"
     project.mkdir()
     (project / "requirements.txt").write_text("six==1.16.0\n")  # no cluster-pack, no cloudpickle
     job = base / "spec_job.py"
     job.write_text("import sys, six\n"
                    "print('SPEC-JOB', sys.argv[1:], six.__version__, flush=True)\n")
-    return venv, base, project / "requirements.txt", job
+    yield venv, base, project / "requirements.txt", job
+    remove_at_teardown(base)
 
 
 def test_submit_func_and_process_logs_on_an_upload_spec_environment(spec_venv, driver_env,

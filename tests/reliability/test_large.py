@@ -59,7 +59,7 @@ def _install_big_distribution(site, total_bytes, small_files):
     (dist_info / "RECORD").write_text("\n".join(lines) + "\n")
 
 
-PUBLISH = ("import json; from cluster_pack.store import publish\n"
+PUBLISH = ("import json; from cluster_pack.store.storage import publish\n"
            "r = publish.publish_env(package_path=%r)\n"
            "print(json.dumps(r.path))")
 CHECK = ("import bigdata, os; print(len(os.listdir(os.path.join(bigdata.HERE, 'many'))),"
@@ -71,6 +71,15 @@ def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, sum
     """Both layouts, from one venv, with no flag: the parts (content-addressed, pex's
     packed layout: one zip per distribution, no size limit), and by default the single
     file beside them, which is the unzipped ``.pex.zip`` layout chosen automatically."""
+    try:
+        _large_environment_runs(tmp_path, summary)
+    finally:
+        # the data several times over (venv, parts, .pex.zip, nodes, unpacked copy): removed
+        # even when the test failed (the full size writes ~25 GB)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _large_environment_runs(tmp_path, summary):
     venv = build_venv(tmp_path / "venv", ["six"], editables=[REPO])
     _install_big_distribution(_site(venv), TOTAL, 70_000)
     test_venv = TestVenv(venv, tmp_path)
@@ -96,8 +105,8 @@ def test_environment_over_4gib_and_65535_files_runs_without_a_flag(tmp_path, sum
         assert {"__main__.py", "PEX-INFO"} <= set(zf.namelist())
 
     shutil.rmtree(tmp_path / "venv" / "lib")  # the node must not need the packing venv
-    from cluster_pack.launch import local as runner
-    from cluster_pack.launch import spec as launch
+    from cluster_pack.launch.spec import local as runner
+    from cluster_pack.launch.spec import spec as launch
 
     for label, path in (("parts", parts_path), ("pex+parts", zip_path)):
         spec = launch.build_launch_spec(["-c", CHECK], package_path=path,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cluster_pack.launch import spark as spark_conf
+from cluster_pack.launch.spec import spark as spark_conf
 
 PEX = shutil.which("pex", path=os.path.dirname(sys.executable))
 
@@ -21,7 +21,8 @@ def tiny_pex(tmp_path_factory):
     out = tmp_path_factory.mktemp("pex") / "env.pex"
     subprocess.run([PEX, "--venv", "--no-emit-warnings", "-o", str(out)], check=True,
                    timeout=300, env={**os.environ, "PEX_ROOT": str(out.parent / "build_root")})
-    return out
+    yield out
+    shutil.rmtree(out.parent, ignore_errors=True)
 
 
 def _workdir(tmp_path, tiny_pex, executable=True):
@@ -110,8 +111,8 @@ def parts_env(tmp_path_factory):
     if not PEX:
         pytest.skip("pex is not installed next to this interpreter")
     from cluster_pack.pack import parts
-    from cluster_pack.store import parts_pool
     from cluster_pack.store.manifest import Manifest, run_info_for
+    from cluster_pack.store.storage import parts_pool
 
     base = tmp_path_factory.mktemp("parts")
     packed = base / "build" / "env.pex"
@@ -127,7 +128,8 @@ def parts_env(tmp_path_factory):
     manifest = Manifest("fp", "env.pex", sum(p.size for p in found), parts.tree_sha256(found),
                         [], "any", "3", run_info_for("env.pex", "parts"), layout="parts",
                         parts=found)
-    return str(base / "envs" / "env.pex"), manifest
+    yield str(base / "envs" / "env.pex"), manifest
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _stage(conf, key, work):

@@ -1,20 +1,17 @@
-"""Helpers shared by test_dask.py and test_ray.py: a REAL uv venv per engine and a
-driver running code in it (the test runner's own env has neither ``tomli_w`` nor, usually,
-``distributed``/``ray``)."""
+"""Helpers shared by test_dask.py and test_ray.py: a driver running code with the python of
+the engine's REAL venv (``tests.venvs.build_venv``: the test runner's own env has neither
+``tomli_w`` nor, usually, ``distributed``/``ray``)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-REPO = Path(__file__).resolve().parents[2]
-
+from tests import venvs
 
 # Driver-side helpers every driver script starts with (after importing json and psutil):
 # report a result line, and list a process tree.
@@ -35,33 +32,9 @@ def tree(pids):
 """
 
 
-def _uv() -> str:
-    candidate = Path(sys.executable).parent / "uv"
-    return str(candidate) if candidate.exists() else "uv"
-
-
-def base_python() -> str:
-    return getattr(sys, "_base_executable", sys.executable)
-
-
-def build_venv(root: Path, packages: Sequence[str]) -> Path:
-    t0 = time.monotonic()
-    subprocess.run([_uv(), "venv", "--quiet", "--python", base_python(), str(root)],
-                   check=True)
-    subprocess.run([_uv(), "pip", "install", "--quiet", "--python",
-                    str(root / "bin" / "python"), "-e", str(REPO), *packages], check=True)
-    print(f"[dask/ray tests] venv {root.name} built in {time.monotonic() - t0:.1f}s",
-          file=sys.stderr)
-    return root / "bin" / "python"
-
-
 def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PEX", "C_PACK_LOCAL_ARTIFACT",
-                        "C_PACK_PACKAGE_PATH", "C_PACK_EDITABLE_DIRS")}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
-    env.update(extra or {})
-    return env
+    """:func:`tests.venvs.clean_env`, without Ray's usage statistics."""
+    return venvs.clean_env({"RAY_USAGE_STATS_ENABLED": "0", **(extra or {})})
 
 
 def run_driver(python: Path, code: str, cwd: Path, env: Dict[str, str],

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.dask_ray._drivers import DRIVER_HELPERS, clean_env, run_driver, still_alive
+from tests.integration.dask_ray_drivers import DRIVER_HELPERS, clean_env, run_driver, still_alive
 from tests.venvs import REPO, build_venv, remove_at_teardown
 
 pytestmark = [pytest.mark.dask, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -23,7 +23,7 @@ import json, os, signal, sys, time, logging
 import psutil
 logging.basicConfig(level=logging.INFO)
 import cluster_pack
-from cluster_pack.launch.spec import dask as cp_dask
+from cluster_pack.launch import dask as cp_dask
 
 """ + DRIVER_HELPERS + """
 

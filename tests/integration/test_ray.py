@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.dask_ray._drivers import DRIVER_HELPERS, clean_env, run_driver, still_alive
+from tests.integration.dask_ray_drivers import DRIVER_HELPERS, clean_env, run_driver, still_alive
 from tests.venvs import REPO, build_venv, remove_at_teardown
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -21,7 +21,7 @@ import psutil
 logging.basicConfig(level=logging.INFO)
 import ray
 import cluster_pack
-from cluster_pack.launch.spec import ray as cp_ray
+from cluster_pack.launch import ray as cp_ray
 
 """ + DRIVER_HELPERS + """
 
@@ -68,7 +68,7 @@ def local_ray_pex(ray_python, ray_workdir):
     result = run_driver(ray_python, PRELUDE + f"""
 t0 = time.monotonic()
 path, _ = cluster_pack.upload_env(package_path={str(store / 'ray.pex')!r})
-from cluster_pack.store.storage import publish
+from cluster_pack.store import publish
 from cluster_pack.store.storage import Store
 layout = publish.read_manifest(*Store.for_url(path)).layout
 done(path=path, seconds=time.monotonic() - t0, layout=layout)

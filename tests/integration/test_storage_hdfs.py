@@ -87,7 +87,7 @@ def test_downloaded_artifact_runs_through_the_local_runner(hadoop_env, base, tmp
 
 CONCURRENT = """
 import sys
-from cluster_pack.store.storage import publish
+from cluster_pack.store import publish
 publish.publish_zip(sys.argv[1], sys.argv[2], force_upload=True)
 """
 
@@ -178,7 +178,7 @@ def test_cli_info_and_ls(hadoop_env, base, tmp_path):
 
 UPLOAD_ENV = """
 import json, time
-from cluster_pack.store.storage import publish
+from cluster_pack.store import publish
 t0 = time.monotonic()
 r = publish.publish_env({kwargs})
 print(json.dumps({{"path": r.path, "built": r.built, "seconds": time.monotonic() - t0}}))
@@ -186,8 +186,8 @@ print(json.dumps({{"path": r.path, "built": r.built, "seconds": time.monotonic()
 
 RUN = """
 import json
-from cluster_pack.launch.spec import spec as launch
-from cluster_pack.launch.spec import local as runner
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch import local as runner
 spec = launch.module_launch_spec("six", package_path={path!r})
 res = runner.run(spec)
 print(json.dumps({{"rc": res.returncode, "err": res.stderr}}))

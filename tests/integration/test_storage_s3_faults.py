@@ -25,8 +25,8 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 
 from cluster_pack.errors import ClusterPackError, StorageError
+from cluster_pack.store import parts_pool, publish
 from cluster_pack.store.manifest import manifest_path
-from cluster_pack.store.storage import parts_pool, publish
 from tests.integration.test_storage_hdfs import make_pex
 from tests.venvs import REPO, build_venv, clean_env, make_toy_project, remove_at_teardown, uv
 
@@ -344,7 +344,7 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
     time.sleep(1.1)  # a rewrite would change LastModified (1 s resolution)
     second = _run_in(venv, f"""
         import json
-        from cluster_pack.store.storage import publish
+        from cluster_pack.store import publish
         r = publish.publish_env(package_path={url!r}, fs_args=json.loads({fs_args!r}))
         print(json.dumps({{"path": r.path, "built": r.built, "written": r.uploaded_bytes,
                           "reason": r.reason}}))
@@ -361,8 +361,8 @@ def test_upload_env_to_s3_then_noop_then_run(s3_venv, s3_server, tmp_path):
 
     ran = _run_in(venv, f"""
         import json
-        from cluster_pack.launch.spec import spec as launch
-        from cluster_pack.launch.spec import local as runner
+        from cluster_pack.launch import spec as launch
+        from cluster_pack.launch import local as runner
         fs_args = json.loads({fs_args!r})
         spec = launch.module_launch_spec("s3toy.job", ["a", "b"], package_path={url!r},
                                          fs_args=fs_args)

@@ -51,8 +51,8 @@ def _all(logs):
 
 def test_published_env_is_parts_localized_privately(drive):
     result = drive("""
-from cluster_pack.launch.spec import spec as launch
-from cluster_pack.launch.spec import yarn
+from cluster_pack.launch import spec as launch
+from cluster_pack.launch import yarn
 spec = launch.module_launch_spec("cpack_toy.job", package_path=PKG, include_editables=False)
 files = yarn.files_of(spec)
 done(layout=spec.manifest.layout, n_parts=len(spec.manifest.parts), argv=spec.argv,
@@ -278,7 +278,7 @@ def report():
 t0 = time.monotonic()
 path, _ = cluster_pack.upload_env(package_path=PKG)
 published = time.monotonic() - t0
-from cluster_pack.store.storage import publish
+from cluster_pack.store import publish
 from cluster_pack.store.storage import Store
 store, p = Store.for_url(path)
 manifest = publish.read_manifest(store, p)

@@ -27,9 +27,10 @@ from pathlib import Path
 import pytest
 
 from cluster_pack.errors import IntegrityError, StorageError
+from cluster_pack.store import backends as storage_backends
+from cluster_pack.store import publish
 from cluster_pack.store.manifest import Manifest, manifest_path
-from cluster_pack.store.storage import STALE_TMP_SECONDS, TMP_MARKER, Store, publish
-from cluster_pack.store.storage import backends as storage_backends
+from cluster_pack.store.storage import STALE_TMP_SECONDS, TMP_MARKER, Store
 from tests.reliability.conftest import fault_runs, make_pex, tmp_entries
 from tests.venvs import remove_remote_dir
 
@@ -37,7 +38,7 @@ ARTIFACT_MB = int(os.environ.get("CPACK_FAULT_ARTIFACT_MB", "64"))
 
 PUBLISHER = r"""
 import sys, time
-from cluster_pack.store.storage import publish
+from cluster_pack.store import publish
 print("ready", flush=True)
 sys.stdin.readline()
 t0 = time.monotonic()
@@ -267,7 +268,7 @@ def test_kill_loop_hdfs_full(hadoop_env, hdfs_base, versions, summary, tmp_path)
 
 KILLED_BEFORE_MANIFEST = r"""
 import os, signal, sys
-from cluster_pack.store.storage import publish
+from cluster_pack.store import publish
 from cluster_pack.store.storage import Store
 real = Store.publish_bytes
 def die(self, data, path):  # SIGKILL right after the artifact was renamed into place
@@ -283,8 +284,8 @@ def test_kill_between_artifact_and_manifest_is_refused_then_repaired(tmp_path, s
     Readers that verify (the runner, every engine's localization) refuse it; the next
     publish repairs it (its sha256 differs from the manifest's, so it is not skipped).
     """
-    from cluster_pack.launch.spec import local as runner
-    from cluster_pack.launch.spec import spec as launch
+    from cluster_pack.launch import local as runner
+    from cluster_pack.launch import spec as launch
 
     store_dir = tmp_path / "store"
     url = str(store_dir / "t.pex")
@@ -402,7 +403,7 @@ def test_disk_full_during_build_of_a_real_venv(small_tmpfs, packed_venv, summary
     cache.mkdir()
     proc = packed_venv.run(
         "import os\nos.environ.pop('HADOOP_CONF_DIR', None)\n"
-        "from cluster_pack.store.storage import publish\npublish.publish_env(force_upload=True)\n",
+        "from cluster_pack.store import publish\npublish.publish_env(force_upload=True)\n",
         cache, check=False)
     summary.add("faults_injected")
     summary.add("runs")
@@ -447,7 +448,7 @@ class _PartsTarget:
     """The env directory, its pool, and what a dead publisher leaves in them."""
 
     def __init__(self, url: str):
-        from cluster_pack.store.storage import parts_pool
+        from cluster_pack.store import parts_pool
 
         self.url = url
         self.store, self.path = Store.for_url(url)

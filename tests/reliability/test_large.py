@@ -59,7 +59,7 @@ def _install_big_distribution(site, total_bytes, small_files):
     (dist_info / "RECORD").write_text("\n".join(lines) + "\n")
 
 
-PUBLISH = ("import json; from cluster_pack.store.storage import publish\n"
+PUBLISH = ("import json; from cluster_pack.store import publish\n"
            "r = publish.publish_env(package_path=%r)\n"
            "print(json.dumps(r.path))")
 CHECK = ("import bigdata, os; print(len(os.listdir(os.path.join(bigdata.HERE, 'many'))),"
@@ -105,8 +105,8 @@ def _large_environment_runs(tmp_path, summary):
         assert {"__main__.py", "PEX-INFO"} <= set(zf.namelist())
 
     shutil.rmtree(tmp_path / "venv" / "lib")  # the node must not need the packing venv
-    from cluster_pack.launch.spec import local as runner
-    from cluster_pack.launch.spec import spec as launch
+    from cluster_pack.launch import local as runner
+    from cluster_pack.launch import spec as launch
 
     for label, path in (("parts", parts_path), ("pex+parts", zip_path)):
         spec = launch.build_launch_spec(["-c", CHECK], package_path=path,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cluster_pack.launch.spec import spark as spark_conf
+from cluster_pack.launch import spark as spark_conf
 
 PEX = shutil.which("pex", path=os.path.dirname(sys.executable))
 
@@ -111,8 +111,8 @@ def parts_env(tmp_path_factory):
     if not PEX:
         pytest.skip("pex is not installed next to this interpreter")
     from cluster_pack.pack import parts
+    from cluster_pack.store import parts_pool
     from cluster_pack.store.manifest import Manifest, run_info_for
-    from cluster_pack.store.storage import parts_pool
 
     base = tmp_path_factory.mktemp("parts")
     packed = base / "build" / "env.pex"

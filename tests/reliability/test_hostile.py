@@ -325,7 +325,7 @@ def test_real_venv_at_a_hostile_path_publishes_and_runs(tmp_path, summary):
 def test_args_and_env_arrive_unchanged_through_the_dask_and_ray_background_launcher(
         tmp_path, summary):
     # cluster_pack.launch.dask and cluster_pack.launch.ray start their local nodes with this function
-    from cluster_pack.launch.dask import start_local_process
+    from cluster_pack.launch.processes import start_local_process
 
     url = str(tmp_path / "store" / "echo.pex")
     publish.publish_zip(str(make_pex(tmp_path / "src" / "echo.pex", main=ECHO_MAIN)), url)

@@ -237,7 +237,8 @@ def test_fetched_environment_runs_with_plain_python_and_no_cluster_pack(
     assert argv == ["a b"]
 
 
-def test_fetch_of_a_single_file_checks_it_against_its_manifest(capsys, tmp_path):
+def _single_file_env(tmp_path):
+    """``tmp_path/envs/one.pex`` (bytes that are not a zipapp) and its manifest."""
     envs = tmp_path / "envs"
     envs.mkdir()
     data = b"not really a zipapp"
@@ -245,6 +246,11 @@ def test_fetch_of_a_single_file_checks_it_against_its_manifest(capsys, tmp_path)
     manifest = Manifest("f" * 64, "one.pex", len(data), hashlib.sha256(data).hexdigest(), [],
                         "p", "3.11", run_info_for("one.pex"))
     (envs / "one.json").write_bytes(manifest.to_json())
+    return envs, data
+
+
+def test_fetch_of_a_single_file_checks_it_against_its_manifest(capsys, tmp_path):
+    envs, data = _single_file_env(tmp_path)
     assert cli.main(["fetch", str(envs / "one.pex"), str(tmp_path / "out")]) == 0
     local = tmp_path / "out" / "one.pex"
     assert local.read_bytes() == data and os.access(local, os.X_OK)
@@ -272,13 +278,7 @@ def test_a_malformed_fs_arg_is_one_error_line_with_status_2(capsys, tmp_path):
 def bad_input_paths(tmp_path):
     """{tmp}: a directory; {file}: a plain file; {env}: a published single-file environment;
     {tar}: a file that is not an environment."""
-    envs = tmp_path / "envs"
-    envs.mkdir()
-    data = b"not really a zipapp"
-    (envs / "one.pex").write_bytes(data)
-    manifest = Manifest("f" * 64, "one.pex", len(data), hashlib.sha256(data).hexdigest(), [],
-                        "p", "3.11", run_info_for("one.pex"))
-    (envs / "one.json").write_bytes(manifest.to_json())
+    envs, data = _single_file_env(tmp_path)
     (tmp_path / "afile").write_text("x")
     (tmp_path / "env.tar").write_text("x")
     return {"tmp": str(tmp_path), "file": str(tmp_path / "afile"),

@@ -33,7 +33,6 @@ from cluster_pack.pack.layout import (
     Layout,
     published_layout,
 )
-from cluster_pack.store import parts_pool
 
 
 def _human_size(n: Optional[float]) -> str:
@@ -181,7 +180,7 @@ def _cmd_upload_zip(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from cluster_pack.errors import ConfigurationError
-    from cluster_pack.store import publish
+    from cluster_pack.store import parts_pool, publish
     from cluster_pack.store.manifest import manifest_path, summarize
     from cluster_pack.store.storage import Store
 
@@ -221,6 +220,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _missing_parts(store: "Store", path: str, manifest: "Manifest") -> List[str]:
     """Paths of the parts the pool lacks (empty for a single-file layout)."""
+    from cluster_pack.store import parts_pool
 
     if not manifest.is_parts:
         return []
@@ -248,7 +248,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from cluster_pack.store import publish
+    from cluster_pack.store import parts_pool, publish
     from cluster_pack.store.storage import Store
 
     directory = args.directory or publish.default_env_dir()

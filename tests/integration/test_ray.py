@@ -184,8 +184,9 @@ import skein
 # Ray wants the same Python (patch version included) in the driver and the cluster
 PATH = os.path.dirname(sys._base_executable) + ":/usr/local/bin:/usr/bin:/bin"
 t0 = time.monotonic()
+# a worker that fails is replaced (and reported as a warning), as on a real cluster
 with cp_ray.yarn_cluster({hdfs_ray_pex!r}, n_workers=2, worker_memory="1 GiB",
-                         head_memory="1 GiB", host="127.0.0.1",
+                         head_memory="1 GiB", host="127.0.0.1", worker_max_restarts=2,
                          env_vars={{"PATH": PATH}}) as cluster:
 {BODY}
     where = ray.get(counter.add.remote(0))

@@ -81,6 +81,70 @@ def test_ray_yarn_application_spec_and_ports(artifact):
     assert "--temp-dir=/tmp/x-a" in a and "--block" in a
 
 
+def test_picked_ports_are_free_outside_the_ephemeral_range_and_never_handed_out_twice():
+    low, _ = cp_ray._ephemeral_ports()
+    ports = [cp_ray.free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(cp_ray._FIRST_PICKED_PORT <= p < low for p in ports)
+
+
+def test_ray_worker_restarts_reach_the_skein_spec(artifact):
+    pytest.importorskip("skein")
+    app = cp_ray.yarn_application_spec(artifact, include_editables=False,
+                                       worker_max_restarts=3)
+    assert app.services["ray.worker"].max_restarts == 3
+    assert app.services["ray.head"].max_restarts == 0
+
+
+class _FakeYarnApp:
+    """What failed_containers reads from skein: the report, FAILED containers, the spec."""
+
+    def __init__(self, restarts):
+        from types import SimpleNamespace as NS
+
+        self.report = NS(state="RUNNING", final_status="UNDEFINED", diagnostics="")
+        self.spec = NS(services={name: NS(max_restarts=n) for name, n in restarts.items()})
+        self.failed = [NS(id=f"container_{name}", service_name=name, exit_message="exit 1",
+                          yarn_node_http_address="127.0.0.1:8042") for name in restarts]
+
+    def application_report(self, app_id):
+        return self.report
+
+    def get_containers(self, services, states):
+        assert states == ["FAILED"]
+        return [c for c in self.failed if c.service_name in services]
+
+    def get_specification(self):
+        return self.spec
+
+
+def test_a_failed_container_of_a_restartable_service_is_a_warning_not_a_death(caplog):
+    from cluster_pack.launch import yarn
+
+    fake = _FakeYarnApp({"ray.head": 0, "ray.worker": 2})
+    with caplog.at_level("WARNING"):
+        for _ in range(2):  # the watcher asks again and again: one warning per container
+            dead = yarn.failed_containers(fake, "app_1", fake, ["ray.head", "ray.worker"])
+            assert dead == ["container_ray.head (ray.head) failed on 127.0.0.1:8042: exit 1"]
+    warned = [r.getMessage() for r in caplog.records if "container_ray.worker" in r.getMessage()]
+    assert len(warned) == 1 and "starts another one" in warned[0]
+    fake.report.state = "FINISHED"  # restarts exhausted: skein fails the application
+    assert "is FINISHED" in yarn.failed_containers(fake, "app_1", fake, ["ray.worker"])[0]
+
+
+def test_a_failed_ray_node_prints_why_from_rays_own_logs(tmp_path, capsys):
+    logs = tmp_path / "session_latest" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "raylet.out").write_text("".join(f"line {i}\n" for i in range(100)))
+    (logs / "ray_process_exit.log").write_text("dashboard_agent failed to bind port 20001\n")
+    status = cp_ray._run_node("worker", [sys.executable, "-c", "raise SystemExit(3)"],
+                              str(tmp_path))
+    err = capsys.readouterr().err
+    assert status == 3 and "ray worker exited with status 3" in err
+    assert "failed to bind port 20001" in err
+    assert "line 99" in err and "line 69" not in err  # the tail only
+
+
 def test_runtime_env_for():
     env = cp_ray.runtime_env_for("/shared/envs/me.pex", pip=None)
     assert env["py_executable"] == "/shared/envs/me.pex"

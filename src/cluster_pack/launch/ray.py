@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set
 
 from cluster_pack.errors import (
     ClusterError,  # noqa: F401  (re-exported)
@@ -75,10 +75,49 @@ def _keep_loopback_in_this_process() -> None:
     services.resolve_ip_for_localhost = lambda host: host
 
 
+# Ray's own worker processes take ports from 10002-19999 (its --min/--max-worker-port)
+_FIRST_PICKED_PORT = 20000
+
+
+def _ephemeral_ports() -> "tuple[int, int]":
+    """The kernel's range for ``bind(0)`` and outgoing connections (Linux default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now, for a Ray process that binds it seconds later.
+
+    Picked at random *below* the kernel's ephemeral range when there is room: meanwhile the
+    other nodes of a host open many sockets (outgoing connections, ``bind(0)``), and the
+    kernel takes those from the ephemeral range only, so none of them can steal the port
+    before Ray binds it (a port taken meanwhile fails the Ray process meant for it, and
+    the node with it)."""
+    import random
+
+    low = _FIRST_PICKED_PORT
+    high = _ephemeral_ports()[0] - 1
+    pick = random.SystemRandom()
+    for _ in range(100 if high - low > 1000 else 0):
+        port = pick.randint(low, high)
+        if port in _HANDED_OUT:  # to another node of this process, not bound yet maybe
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+_HANDED_OUT: Set[int] = set()
 
 
 def node_args(num_cpus: int = 1, object_store_memory: int = 200 * 2 ** 20,
@@ -261,8 +300,13 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
                           queue: Optional[str] = None, node_label: Optional[str] = None,
                           env_vars: Optional[Dict[str, str]] = None,
                           pre_script_hook: Optional[str] = None,
-                          include_editables: bool = True,
+                          include_editables: bool = True, worker_max_restarts: int = 0,
                           fs_args: Optional[Dict[str, Any]] = None) -> "skein.ApplicationSpec":
+    """The skein ApplicationSpec of a Ray cluster (see :func:`yarn_cluster`).
+
+    ``worker_max_restarts``: how many times in all YARN may replace a failed worker
+    container (-1: no limit) before the application fails; 0 (the default) fails it at the
+    first worker failure, as a head failure always does."""
 
     host_args = ["--host", host] if host else []
     options: Dict[str, Any] = dict(
@@ -277,7 +321,7 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
     services = {
         HEAD_SERVICE: yarn.skein_service(head, 1, head_vcores, head_memory, pre_script_hook, None, 0),
         WORKER_SERVICE: yarn.skein_service(worker, n_workers, worker_vcores, worker_memory,
-                                 pre_script_hook, None, 0),
+                                 pre_script_hook, None, worker_max_restarts),
     }
     services[WORKER_SERVICE].depends = {HEAD_SERVICE}
     return yarn.services_application(name, services, queue, node_label)
@@ -287,7 +331,12 @@ def yarn_cluster(package_path: str, n_workers: int = 2,
                  skein_client: Optional["skein.Client"] = None, timeout: float = 300,
                  watch_every: float = 5.0, init_kwargs: Optional[Dict[str, Any]] = None,
                  **spec_options: Any) -> YarnRayCluster:
-    """Start a Ray cluster on YARN and connect this process to it."""
+    """Start a Ray cluster on YARN and connect this process to it.
+
+    ``spec_options`` are those of :func:`yarn_application_spec` (``worker_memory``,
+    ``worker_max_restarts``, ``host``...). If the application cannot start,
+    :class:`ClusterError` carries YARN's diagnostics; a failed node's container log ends
+    with the tail of Ray's own logs (``yarn logs -applicationId ...``)."""
     client, owns, app_id, app, address = yarn.submit_and_wait_for_key(
         skein_client, yarn_application_spec(package_path, n_workers=n_workers, **spec_options),
         HEAD_KEY, timeout, "ray")
@@ -405,9 +454,41 @@ def _run_forwarding_signals(cmd: Sequence[str]) -> int:
         _unlink_links()  # first: YARN's SIGKILL follows SIGTERM closely
         proc.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    return proc.wait()
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# where Ray says why a node stopped; the container's log is all that YARN keeps
+RAY_FAILURE_LOGS = ("ray_process_exit.log", "raylet.err", "raylet.out", "gcs_server.err",
+                    "dashboard_agent.log", "runtime_env_agent.log")
+
+
+def print_ray_logs(temp_dir: str, lines: int = 30, out: Any = None) -> None:
+    """Print the last ``lines`` lines of each of Ray's logs that say why a node stopped
+    (``RAY_FAILURE_LOGS`` under ``<temp_dir>/session_latest/logs``) to ``out`` (stderr)."""
+    out = out or sys.stderr
+    logs = Path(temp_dir) / "session_latest" / "logs"
+    for name in RAY_FAILURE_LOGS:
+        try:
+            text = (logs / name).read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            continue
+        if text:
+            print(f"--- {logs / name} (last {len(text)} lines)", *text, sep="\n", file=out)
+    out.flush()
+
+
+def _run_node(role: str, cmd: List[str], temp_dir: str) -> int:
+    print(f"ray {role}:", shlex.join(cmd), flush=True)
+    status = _run_forwarding_signals(cmd)
+    if status not in (0, -15, 143):  # not YARN's stop (SIGTERM)
+        print(f"ray {role} exited with status {status}", file=sys.stderr)
+        print_ray_logs(temp_dir)
+    return status
 
 
 def _container_temp_dir() -> str:
@@ -444,29 +525,31 @@ def _unlink_links() -> None:
 
 
 def _yarn_head(host: Optional[str], num_cpus: int, object_store_memory: int) -> int:
-    import signal
+    import threading
 
     import skein
 
     app = skein.ApplicationClient.from_current()
     host = yarn.container_host(host)
     port = free_port(host)
+    temp_dir = _container_temp_dir()
     cmd = [sys.executable, *NODE_CLI, *head_args(port, num_cpus, object_store_memory, host,
-                                                _container_temp_dir())]
-    print("ray head:", shlex.join(cmd), flush=True)
-    proc = subprocess.Popen(cmd)
-    def forward(signum, frame):  # noqa: ARG001
-        _unlink_links()  # first: YARN's SIGKILL follows SIGTERM closely
-        proc.send_signal(signum)
+                                                temp_dir)]
+    stopped = threading.Event()
 
-    signal.signal(signal.SIGTERM, forward)
-    while not _port_open(host, port):
-        if proc.poll() is not None:
-            return proc.returncode
-        time.sleep(0.3)
-    app.kv[HEAD_KEY] = f"{host}:{port}".encode()
-    print(f"ray head at {host}:{port}", flush=True)
-    return proc.wait()
+    def publish_address_once_up() -> None:
+        while not stopped.is_set():
+            if _port_open(host, port):
+                app.kv[HEAD_KEY] = f"{host}:{port}".encode()
+                print(f"ray head at {host}:{port}", flush=True)
+                return
+            time.sleep(0.3)
+
+    threading.Thread(target=publish_address_once_up, daemon=True).start()
+    try:
+        return _run_node("head", cmd, temp_dir)
+    finally:
+        stopped.set()
 
 
 def _yarn_worker(host: Optional[str], num_cpus: int, object_store_memory: int) -> int:
@@ -475,10 +558,10 @@ def _yarn_worker(host: Optional[str], num_cpus: int, object_store_memory: int) -
     app = skein.ApplicationClient.from_current()
     address = app.kv.wait(HEAD_KEY).decode()
     host = yarn.container_host(host)
+    temp_dir = _container_temp_dir()
     cmd = [sys.executable, *NODE_CLI, f"--address={address}",
-           *node_args(num_cpus, object_store_memory, host, _container_temp_dir())]
-    print("ray worker:", shlex.join(cmd), flush=True)
-    return _run_forwarding_signals(cmd)
+           *node_args(num_cpus, object_store_memory, host, temp_dir)]
+    return _run_node("worker", cmd, temp_dir)
 
 
 def _node(args: List[str]) -> None:

@@ -46,7 +46,7 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set
 from urllib.parse import urlparse
 
 from cluster_pack import settings
@@ -390,8 +390,25 @@ def failed_containers(client: "skein.Client", app_id: str, app: Any,
         return [f"application {app_id} is {report.state} ({report.final_status}): "
                 f"{report.diagnostics}"]
     containers = app.get_containers(services=list(services), states=["FAILED"])
-    return [f"{c.id} ({c.service_name}) failed on {c.yarn_node_http_address}: "
-            f"{c.exit_message}" for c in containers]
+    if not containers:
+        return []
+    # a service allowed to restart (``worker_max_restarts``) gets a new container from
+    # skein: its failures are warnings; once it runs out of restarts the application fails
+    # and the report above says so
+    spec = app.get_specification().services
+    dead = []
+    for c in containers:
+        text = (f"{c.id} ({c.service_name}) failed on {c.yarn_node_http_address}: "
+                f"{c.exit_message}")
+        if spec[c.service_name].max_restarts == 0:
+            dead.append(text)
+        elif c.id not in _RESTARTED:
+            _RESTARTED.add(c.id)
+            _logger.warning("%s; YARN starts another one", text)
+    return dead
+
+
+_RESTARTED: Set[str] = set()  # container ids (unique cluster-wide) already warned about
 
 
 def shutdown_app(client: "skein.Client", app_id: str, app: Any) -> None:

@@ -29,7 +29,7 @@ test: $(VENV)/.installed  ## set up (incl. the Hadoop harness) and run every tes
 	$(PY) -m mypy
 	bash .ci/install-harness.sh
 	PYTHON=$(PY) bash .ci/install-spark-s3.sh >/dev/null
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=30
 
 test-fast: $(VENV)/.installed  ## unit + local end-to-end tests only (no JVM, no S3)
 	$(PY) -m pytest -ra -m "not hdfs and not yarn and not s3 and not spark"

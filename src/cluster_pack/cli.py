@@ -147,7 +147,8 @@ def _cmd_upload(args: argparse.Namespace) -> int:
             ignored_packages=args.ignored_packages, only_packages=args.only_packages,
             force_upload=args.force, include_editable=args.include_editable,
             fs_args=_fs_args(args.fs_arg), allow_large_pex=args.allow_large_pex,
-            include_pex_tools=args.include_pex_tools, reporter=reporter, layout=args.layout)
+            include_pex_tools=args.include_pex_tools, reporter=reporter, layout=args.layout,
+            include_interpreter=args.include_interpreter or None)
     elapsed = time.perf_counter() - started
     manifest = result.manifest
     size = manifest.size if manifest else None
@@ -156,7 +157,9 @@ def _cmd_upload(args: argparse.Namespace) -> int:
             "seconds": round(elapsed, 3),
             "size": size,
             "sha256": manifest.sha256 if manifest else None,
-            "distributions": len(manifest.package_installed) if manifest else None}
+            "distributions": len(manifest.package_installed) if manifest else None,
+            "interpreter": (manifest.interpreter.version
+                            if manifest and manifest.interpreter else None)}
     verb = "published" if result.built else "up to date"
     _emit(args, data,
           f"{result.path}: {verb} ({result.reason}) in {elapsed:.2f}s\n"
@@ -224,8 +227,8 @@ def _missing_parts(store: "Store", path: str, manifest: "Manifest") -> List[str]
 
     if not manifest.is_parts:
         return []
-    absent = {p.sha256 for p in parts_pool.missing(store, path, manifest.parts)}
-    return sorted(p.path for p in manifest.parts if p.sha256 in absent)
+    absent = {p.sha256 for p in parts_pool.missing(store, path, manifest.pool_parts)}
+    return sorted(p.path for p in manifest.pool_parts if p.sha256 in absent)
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
@@ -363,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--include-pex-tools", action="store_true")
     up.add_argument("--include-editable", action="store_true",
                     help="bake the venv's editable projects into the single file")
+    up.add_argument("--include-interpreter", action="store_true",
+                    help="also publish the venv's base interpreter and start jobs with it "
+                         "(default: C_PACK_INCLUDE_INTERPRETER)")
     up.add_argument("--layout", choices=[layout.value for layout in Layout],
                     help="what to publish (default: C_PACK_LAYOUT, else pex+parts: the "
                          "single file at the path and the parts beside it); parts "

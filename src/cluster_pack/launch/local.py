@@ -152,6 +152,8 @@ def minimal_env(spec_env: Dict[str, str], node_dir: Path) -> Dict[str, str]:
         if key in os.environ:
             env[key] = os.environ[key]
     env["PEX_ROOT"] = str(node_dir / "pex_root")
+    # a shipped interpreter is extracted once per node, here in the runner's node cache
+    env["C_PACK_INTERPRETER_ROOT"] = str(node_dir / "interpreters")
     env.update(spec_env)
     return env
 

@@ -39,11 +39,11 @@ import sysconfig
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from cluster_pack import settings
 from cluster_pack.cache import CacheDir
-from cluster_pack.errors import InterpreterError
+from cluster_pack.errors import IntegrityError, InterpreterError
 from cluster_pack.pack.parts import HashCache
 
 _logger = logging.getLogger(__name__)
@@ -100,8 +100,6 @@ class InterpreterInfo:
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> "InterpreterInfo":
-        from cluster_pack.errors import IntegrityError
-
         if not isinstance(raw, dict):
             raise IntegrityError(f"{where}: its interpreter is not a JSON object")
         try:
@@ -234,7 +232,8 @@ def is_excluded(relpath: str, include_bytecode: bool = False) -> bool:
 
 def stdlib_files(layout: InterpreterLayout, include_bytecode: bool = False
                  ) -> Iterator[Tuple[str, Path]]:
-    """(relative path in the prefix, file) of the standard library kept, sorted."""
+    """(relative path in the prefix, file) of the standard library kept, directory by
+    directory (each sorted)."""
     root = layout.prefix / layout.stdlib
     for directory, dirs, names in os.walk(root):
         rel_dir = Path(directory).relative_to(root).as_posix()
@@ -300,7 +299,8 @@ def ldd(path: Path) -> List[Tuple[str, Optional[str]]]:
 
 
 def check_relocatable(layout: InterpreterLayout,
-                      dependencies_of: Any = ldd) -> None:
+                      dependencies_of: Callable[[Path], List[Tuple[str, Optional[str]]]] = ldd
+                      ) -> None:
     """Refuse an interpreter whose binary or libpython needs a library the nodes may lack;
     log (only) the extension modules' own needs."""
     shipped = [rel.rsplit("/", 1)[-1] for rel in layout.shared_libraries]
@@ -311,7 +311,7 @@ def check_relocatable(layout: InterpreterLayout,
                 f"include_interpreter: {layout.prefix / rel} needs {', '.join(foreign)}, outside "
                 f"its prefix and not a base system library: it cannot be relocated to the nodes")
     if _logger.isEnabledFor(logging.INFO):
-        needs = set()
+        needs: Set[str] = set()
         for so in (layout.prefix / layout.stdlib / "lib-dynload").glob("*.so"):
             if not is_excluded(f"lib-dynload/{so.name}"):
                 needs.update(f.split(" ", 1)[0]

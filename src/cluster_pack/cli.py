@@ -282,6 +282,10 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
             "parts": len(files) if local.is_dir() else None}
     how = ("unzip it, then: python <dir>/__main__.py" if data["layout"] == PUBLISHED_PEX_ZIP
            else f"python {shlex.quote(str(local))} -m my_module")
+    shipped = runner.interpreter_home(local) / "run"
+    if shipped.is_file():  # include_interpreter: the environment's own Python beside it
+        data["interpreter"] = str(shipped.parent)
+        how = f"{shlex.quote(str(shipped))} -m my_module"
     _emit(args, data, f"{args.path} -> {local}: {_human_size(size)}"
                       f"{f', {len(files)} parts' if local.is_dir() else ''}, verified\n"
                       f"  run it with: {how}")

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Optional
 
 import pytest
 
@@ -80,14 +80,17 @@ class Shipped:
         finally:
             os.rename(self.hidden, self.prefix)
 
-    def publish(self, package_path: str, extra_env: Dict[str, str] = (),
-                **kwargs) -> dict:
+    def publish(self, package_path: str, include: Optional[bool] = True,
+                extra_env: Dict[str, str] = (), **kwargs) -> dict:
+        """``publish_env`` in the venv (``include``: ``include_interpreter``; None: from
+        ``C_PACK_INCLUDE_INTERPRETER``)."""
         code = f"""
             import json, cluster_pack
-            r = cluster_pack.publish_env(package_path={package_path!r}, include_interpreter=True,
-                                         **{kwargs!r})
+            r = cluster_pack.publish_env(package_path={package_path!r},
+                                         include_interpreter={include!r}, **{kwargs!r})
+            shipped = r.manifest.interpreter
             print(json.dumps({{"path": r.path, "uploaded": r.uploaded_bytes, "built": r.built,
-                               "interpreter": r.manifest.interpreter.to_json(),
+                               "interpreter": shipped.to_json() if shipped else None,
                                "file_sha256": r.manifest.file_sha256}}))
         """
         env = clean_env({"C_PACK_CACHE_DIR": str(self.base / "cache"), **dict(extra_env)})
@@ -146,15 +149,17 @@ def test_local_runner_runs_module_and_function_with_the_shipped_interpreter(ship
     assert info["version"].startswith(SHIPPED) and info["binary"] == f"bin/python{SHIPPED}"
     assert first["uploaded"] > info["size"]  # the interpreter was written once...
     # ...and a second environment on the same interpreter re-uses its part
-    second = shipped.publish(str(shipped.store / "envs" / "b.pex"), ignored_packages=["six"])
+    second = shipped.publish(str(shipped.store / "envs" / "b.pex"), include=None,
+                             extra_env={"C_PACK_INCLUDE_INTERPRETER": "1"},
+                             ignored_packages=["six"])
     assert second["interpreter"]["sha256"] == info["sha256"]
     assert second["uploaded"] < info["size"], second
     manifest = read_published_manifest(first["path"])
     assert manifest is not None and manifest.interpreter is not None
     assert manifest.format_version == 3
     # the single file at the returned path is the same pex as without the option
-    plain = shipped.publish(str(shipped.store / "plain" / "a.pex"),
-                            extra_env={"C_PACK_INCLUDE_INTERPRETER": "0"})
+    plain = shipped.publish(str(shipped.store / "plain" / "a.pex"), include=None)
+    assert plain["interpreter"] is None
     assert plain["file_sha256"] == first["file_sha256"]
 
     node = shipped.base / "node"
@@ -176,6 +181,16 @@ def test_local_runner_runs_module_and_function_with_the_shipped_interpreter(ship
                                         package_path=first["path"], node_dir=node)
             assert report["tag"] == "func"
             shipped.check_report(report, str(node / "interpreters"))
+            # fetch: the environment and its interpreter, run without cluster-pack
+            fetched = local.fetch_env(first["path"], shipped.base / "fetched")
+            runner = local.interpreter_home(fetched) / "run"
+            proc = subprocess.run([str(runner), "-m", "cpack_interp_job"], capture_output=True,
+                                  text=True, cwd=shipped.base,
+                                  env={"PATH": "/usr/bin:/bin", "HOME": str(shipped.base),
+                                       "PEX_ROOT": str(shipped.base / "fetched-pex-root")})
+            assert proc.returncode == 0, proc.stderr[-4000:]
+            shipped.check_report(json.loads(proc.stdout.split("INTERP-JOB ", 1)[1]),
+                                 str(local.interpreter_home(fetched)))
     finally:
         sys.path.remove(str(shipped.job_src))
         sys.modules.pop("cpack_interp_job", None)
@@ -208,7 +223,14 @@ print("RESULT:" + json.dumps(out), flush=True)
 def test_yarn_submit_and_submit_func_with_the_shipped_interpreter(shipped, hadoop_cluster):
     user = os.environ.get("C_PACK_USER") or getpass.getuser()
     directory = f"{hadoop_cluster.default_fs}/user/{user}/interp-envs"
-    published = shipped.publish(f"{directory}/interp.pex", extra_env=hadoop_cluster.env)
+    proc = subprocess.run([str(shipped.base / "venv" / "bin" / "cluster-pack"), "upload",
+                           "--package-path", f"{directory}/interp.pex", "--include-interpreter",
+                           "--json"], capture_output=True, text=True,
+                          env=clean_env({**hadoop_cluster.env,
+                                         "C_PACK_CACHE_DIR": str(shipped.base / "cache")}))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    published = json.loads(proc.stdout)
+    assert published["interpreter"].startswith(SHIPPED)
     driver = shipped.base / "driver.py"
     driver.write_text(DRIVER.format(pkg=published["path"]))
     # the runner's own Python (the nodes' 3.11) submits; PYTHONPATH: this checkout and the

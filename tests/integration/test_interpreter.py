@@ -256,3 +256,66 @@ def test_yarn_submit_and_submit_func_with_the_shipped_interpreter(shipped, hadoo
     finally:
         remove_remote_dir(directory, None)
         shutil.rmtree(shipped.base / "driver.py", ignore_errors=True)
+
+
+SPARK_DRIVER = """
+import json, sys, time
+t0 = time.monotonic()
+from pyspark.sql import SparkSession
+import cluster_pack
+from cluster_pack.spark import spark_config_builder
+import cpack_interp_job
+
+path, _ = cluster_pack.upload_env(package_path={pkg!r}, ignored_packages=["pyspark", "py4j"],
+                                  include_interpreter=True)
+print(f"published {{time.monotonic() - t0:.1f}}", file=sys.stderr)
+ssb = (SparkSession.builder.appName("cpack-interp").master("local-cluster[1,1,1024]")
+       .config("spark.executor.memory", "512m").config("spark.ui.enabled", "false"))
+spark_config_builder.add_packaged_environment(ssb, path)
+spark = ssb.getOrCreate()
+print(f"session {{time.monotonic() - t0:.1f}}", file=sys.stderr)
+rows = spark.sparkContext.parallelize([0, 1], 2).map(
+    lambda i: cpack_interp_job.report(f"spark-{{i}}")).collect()
+print(f"job {{time.monotonic() - t0:.1f}}", file=sys.stderr)
+spark.stop()
+print(f"stopped {{time.monotonic() - t0:.1f}}", file=sys.stderr)
+print("RESULT:" + json.dumps(rows), flush=True)
+"""
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(os.environ.get("CPACK_INTERPRETER_SPARK") != "1",
+                    reason="80-110 s here (a local-cluster session of its own, on 3.12): over "
+                           "the suite's budget; CPACK_INTERPRETER_SPARK=1 runs it")
+def test_spark_executors_run_the_shipped_interpreter(shipped):
+    """PySpark on local-cluster: the driver is the venv's 3.12 (PySpark wants the same X.Y
+    on both sides), each executor's Python the shipped copy, extracted by the launcher."""
+    pyspark = pytest.importorskip("pyspark")
+    from tests.venvs import JAVA_HOME, link_from_runner
+
+    if not Path(JAVA_HOME, "bin", "java").exists():
+        pytest.skip(f"no JDK at {JAVA_HOME}")
+    link_from_runner(shipped.base / "venv", ["pyspark", "py4j"])
+    spark_home = shipped.base / "spark_home"
+    spark_home.mkdir(exist_ok=True)
+    for name in ("bin", "jars", "python", "sbin"):
+        if not (spark_home / name).exists():
+            (spark_home / name).symlink_to(Path(pyspark.__file__).parent / name)
+    driver = shipped.base / "spark_driver.py"
+    driver.write_text(SPARK_DRIVER.format(pkg=str(shipped.store / "spark" / "job.pex")))
+    home = shipped.base / "spark-user"  # the executors' $HOME: their interpreter cache
+    env = clean_env({"JAVA_HOME": JAVA_HOME, "SPARK_HOME": str(spark_home), "HOME": str(home),
+                     "C_PACK_CACHE_DIR": str(shipped.base / "cache")},
+                    drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"))
+    proc = subprocess.run([str(shipped.base / "venv" / "bin" / "python"), str(driver)],
+                          env=env, capture_output=True, text=True, timeout=600,
+                          cwd=shipped.base)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT:")]
+    assert proc.returncode == 0 and lines, proc.stderr[-6000:]
+    rows = json.loads(lines[-1][len("RESULT:"):])
+    timings = [ln for ln in proc.stderr.splitlines()
+               if ln.split(" ", 1)[0] in ("published", "session", "job", "stopped")]
+    print(f"\n[interpreter] spark driver: {'; '.join(timings)} (s)", file=sys.stderr)
+    assert sorted(r["tag"] for r in rows) == ["spark-0", "spark-1"]
+    for row in rows:
+        shipped.check_report(row, str(home / ".cache" / "cluster-pack" / "interpreters"))

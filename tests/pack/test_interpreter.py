@@ -255,3 +255,23 @@ def test_node_lines_refuse_another_machine_or_an_older_glibc(tmp_path):
                             "9.99")
     proc = _run(script.interpreter_lines(newer, "cpack-part"), tmp_path)
     assert proc.returncode == 1 and "needs glibc 9.99, this node has" in proc.stderr
+
+
+def test_gc_keeps_the_interpreter_part_a_manifest_names(tmp_path):
+    import time
+
+    from cluster_pack.store import parts_pool
+    from cluster_pack.store.storage import Store
+
+    (tmp_path / "one.json").write_bytes(_manifest(artifact_name="one.pex",
+                                                  run=run_info_for("one.pex", LAYOUT_PARTS))
+                                        .to_json())
+    pool = tmp_path / parts_pool.POOL_DIR
+    pool.mkdir()
+    old = time.time() - 30 * 86400
+    for sha in ("a" * 64, "b" * 64, INFO.sha256, "e" * 64):
+        (pool / sha).write_bytes(b"x")
+        os.utime(pool / sha, (old, old))
+    store, path = Store.for_url(str(tmp_path))
+    assert parts_pool.collect_garbage(store, path).removed == ["e" * 64]
+    assert (pool / INFO.sha256).exists()

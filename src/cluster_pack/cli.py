@@ -208,6 +208,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
                if manifest.is_parts else []),
              *([f"  single file {_human_size(manifest.file_size).strip()} at the path, "
                 f"sha256 {manifest.file_sha256}"] if manifest.file_sha256 else []),
+             *([f"  interpreter Python {manifest.interpreter.version} ({manifest.interpreter.machine}"
+                f", glibc >= {manifest.interpreter.glibc or '?'}), "
+                f"{_human_size(manifest.interpreter.size).strip()}, shipped as a part"]
+               if manifest.interpreter else []),
              f"  created     {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(manifest.created_at))}"
              f" by {manifest.created_by}",
              f"  packages    {len(manifest.package_installed)}"]

@@ -139,7 +139,8 @@ def shipped(tmp_path_factory) -> Iterator[Shipped]:
     remove_at_teardown(base)
 
 
-def test_local_runner_runs_module_and_function_with_the_shipped_interpreter(shipped):
+def test_local_runner_runs_module_and_function_with_the_shipped_interpreter(shipped, capsys):
+    from cluster_pack import cli
     from cluster_pack.launch import local
     from cluster_pack.launch.spec import module_launch_spec
     from cluster_pack.store.manifest import read_published_manifest
@@ -157,6 +158,8 @@ def test_local_runner_runs_module_and_function_with_the_shipped_interpreter(ship
     manifest = read_published_manifest(first["path"])
     assert manifest is not None and manifest.interpreter is not None
     assert manifest.format_version == 3
+    assert cli.main(["info", first["path"]]) == 0
+    assert f"interpreter Python {info['version']} (" in capsys.readouterr().out
     # the single file at the returned path is the same pex as without the option
     plain = shipped.publish(str(shipped.store / "plain" / "a.pex"), include=None)
     assert plain["interpreter"] is None
@@ -182,8 +185,10 @@ def test_local_runner_runs_module_and_function_with_the_shipped_interpreter(ship
             assert report["tag"] == "func"
             shipped.check_report(report, str(node / "interpreters"))
             # fetch: the environment and its interpreter, run without cluster-pack
-            fetched = local.fetch_env(first["path"], shipped.base / "fetched")
+            assert cli.main(["fetch", first["path"], str(shipped.base / "fetched")]) == 0
+            fetched = shipped.base / "fetched" / "a.pex"
             runner = local.interpreter_home(fetched) / "run"
+            assert f"run it with: {runner} -m my_module" in capsys.readouterr().out
             proc = subprocess.run([str(runner), "-m", "cpack_interp_job"], capture_output=True,
                                   text=True, cwd=shipped.base,
                                   env={"PATH": "/usr/bin:/bin", "HOME": str(shipped.base),

@@ -88,9 +88,8 @@ esac
 cpack_py="$cpack_py_root"/__KEY__
 if [ ! -x "$cpack_py"/__BINARY__ ]; then
   (umask 077 && mkdir -p "$cpack_py_root")
-  cpack_tmp="$cpack_py.cpack-tmp-$$"
-  rm -rf "$cpack_tmp"
-  mkdir -p "$cpack_tmp"
+  # mktemp: containers of one node may share PIDs (PID namespaces) but not this name
+  cpack_tmp=$(mktemp -d "$cpack_py.cpack-tmp-XXXXXX")
   tar -xf __ARCHIVE__ -C "$cpack_tmp" || { echo "cluster-pack: cannot extract the shipped Python __VERSION__ into $cpack_tmp" >&2; rm -rf "$cpack_tmp"; exit 1; }
   mv -T "$cpack_tmp" "$cpack_py" 2>/dev/null || { [ -e "$cpack_py" ] || mv "$cpack_tmp" "$cpack_py"; } 2>/dev/null
   rm -rf "$cpack_tmp"

@@ -275,3 +275,14 @@ def test_gc_keeps_the_interpreter_part_a_manifest_names(tmp_path):
     store, path = Store.for_url(str(tmp_path))
     assert parts_pool.collect_garbage(store, path).removed == ["e" * 64]
     assert (pool / INFO.sha256).exists()
+
+
+def test_the_single_file_layout_alone_cannot_ship_an_interpreter(tmp_path, monkeypatch):
+    from cluster_pack.store import publish
+
+    monkeypatch.setenv("C_PACK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("C_PACK_LAYOUT", "pex")
+    monkeypatch.setenv("C_PACK_INCLUDE_INTERPRETER", "1")
+    with pytest.raises(ConfigurationError, match="include_interpreter needs the parts layout"):
+        publish.publish_env(package_path=str(tmp_path / "envs" / "me.pex"))
+    assert not (tmp_path / "envs" / "me.pex").exists()

@@ -46,6 +46,8 @@ class CacheDir(enum.Enum):
     EDITABLES = ("editables", "zips of the editable projects shipped beside an environment")
     RUNNER = ("runner", "the function runner zip shipped with submit_func")
     SPARK = ("spark", "the Spark launcher scripts")
+    INTERPRETERS = ("interpreters", "the base interpreters shipped with include_interpreter, "
+                                    "one tar per installation")
 
     def __init__(self, relpath: str, purpose: str):
         self.relpath = relpath

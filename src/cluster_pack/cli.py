@@ -147,7 +147,8 @@ def _cmd_upload(args: argparse.Namespace) -> int:
             ignored_packages=args.ignored_packages, only_packages=args.only_packages,
             force_upload=args.force, include_editable=args.include_editable,
             fs_args=_fs_args(args.fs_arg), allow_large_pex=args.allow_large_pex,
-            include_pex_tools=args.include_pex_tools, reporter=reporter, layout=args.layout)
+            include_pex_tools=args.include_pex_tools, reporter=reporter, layout=args.layout,
+            include_interpreter=args.include_interpreter or None)
     elapsed = time.perf_counter() - started
     manifest = result.manifest
     size = manifest.size if manifest else None
@@ -156,7 +157,9 @@ def _cmd_upload(args: argparse.Namespace) -> int:
             "seconds": round(elapsed, 3),
             "size": size,
             "sha256": manifest.sha256 if manifest else None,
-            "distributions": len(manifest.package_installed) if manifest else None}
+            "distributions": len(manifest.package_installed) if manifest else None,
+            "interpreter": (manifest.interpreter.version
+                            if manifest and manifest.interpreter else None)}
     verb = "published" if result.built else "up to date"
     _emit(args, data,
           f"{result.path}: {verb} ({result.reason}) in {elapsed:.2f}s\n"
@@ -205,6 +208,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
                if manifest.is_parts else []),
              *([f"  single file {_human_size(manifest.file_size).strip()} at the path, "
                 f"sha256 {manifest.file_sha256}"] if manifest.file_sha256 else []),
+             *([f"  interpreter Python {manifest.interpreter.version} ({manifest.interpreter.machine}"
+                f", glibc >= {manifest.interpreter.glibc or '?'}), "
+                f"{_human_size(manifest.interpreter.size).strip()}, shipped as a part"]
+               if manifest.interpreter else []),
              f"  created     {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(manifest.created_at))}"
              f" by {manifest.created_by}",
              f"  packages    {len(manifest.package_installed)}"]
@@ -224,8 +231,8 @@ def _missing_parts(store: "Store", path: str, manifest: "Manifest") -> List[str]
 
     if not manifest.is_parts:
         return []
-    absent = {p.sha256 for p in parts_pool.missing(store, path, manifest.parts)}
-    return sorted(p.path for p in manifest.parts if p.sha256 in absent)
+    absent = {p.sha256 for p in parts_pool.missing(store, path, manifest.pool_parts)}
+    return sorted(p.path for p in manifest.pool_parts if p.sha256 in absent)
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
@@ -279,6 +286,10 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
             "parts": len(files) if local.is_dir() else None}
     how = ("unzip it, then: python <dir>/__main__.py" if data["layout"] == PUBLISHED_PEX_ZIP
            else f"python {shlex.quote(str(local))} -m my_module")
+    shipped = runner.interpreter_home(local) / "run"
+    if shipped.is_file():  # include_interpreter: the environment's own Python beside it
+        data["interpreter"] = str(shipped.parent)
+        how = f"{shlex.quote(str(shipped))} -m my_module"
     _emit(args, data, f"{args.path} -> {local}: {_human_size(size)}"
                       f"{f', {len(files)} parts' if local.is_dir() else ''}, verified\n"
                       f"  run it with: {how}")
@@ -363,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--include-pex-tools", action="store_true")
     up.add_argument("--include-editable", action="store_true",
                     help="bake the venv's editable projects into the single file")
+    up.add_argument("--include-interpreter", action="store_true",
+                    help="also publish the venv's base interpreter and start jobs with it "
+                         "(default: C_PACK_INCLUDE_INTERPRETER)")
     up.add_argument("--layout", choices=[layout.value for layout in Layout],
                     help="what to publish (default: C_PACK_LAYOUT, else pex+parts: the "
                          "single file at the path and the parts beside it); parts "

@@ -23,6 +23,11 @@ class NotInVirtualEnvError(ConfigurationError):
     """``upload_env`` was called outside a virtualenv and no fallback is configured."""
 
 
+class InterpreterError(ConfigurationError):
+    """``include_interpreter``: the venv's base interpreter cannot be shipped to the nodes
+    (no prefix, another platform, shared libraries outside its prefix)."""
+
+
 class PackageSelectionError(ConfigurationError, LookupError):
     """A package named in ``only_packages``/``additional_packages``/... cannot be found."""
 

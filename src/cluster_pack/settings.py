@@ -32,6 +32,9 @@ variable                                meaning
                                         (``.pex.zip`` when large) at the returned path, plus
                                         content-addressed parts beside it for cluster-pack's own
                                         launchers; ``parts``: the parts only; ``pex``: the file only
+``C_PACK_INCLUDE_INTERPRETER``          ``1``: also publish the venv's base interpreter as a part and
+                                        start jobs with it (``upload_env(include_interpreter=True)``)
+``C_PACK_INTERPRETER_BYTECODE``         ``1``: ship the interpreter's stdlib ``__pycache__`` too
 ======================================  ===========================================================
 """
 
@@ -223,6 +226,16 @@ def get_cache_dir() -> Path:
 
 def get_compress() -> bool:
     return (_env("C_PACK_COMPRESS") or "0").lower() in ("1", "true", "yes", "on")
+
+
+def get_include_interpreter() -> bool:
+    """``C_PACK_INCLUDE_INTERPRETER``: ship the venv's base interpreter (default: no)."""
+    return (_env("C_PACK_INCLUDE_INTERPRETER") or "0").lower() in ("1", "true", "yes", "on")
+
+
+def get_interpreter_bytecode() -> bool:
+    """``C_PACK_INTERPRETER_BYTECODE``: ship the interpreter's stdlib bytecode too."""
+    return (_env("C_PACK_INTERPRETER_BYTECODE") or "0").lower() in ("1", "true", "yes", "on")
 
 
 class StringEnum(str, enum.Enum):

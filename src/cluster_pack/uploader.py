@@ -28,6 +28,7 @@ def upload_env(
     include_pex_tools: bool = False,
     additional_repo: Optional[Union[str, List[str]]] = None,
     additional_indexes: Optional[List[str]] = None,
+    include_interpreter: Optional[bool] = None,
 ) -> Tuple[str, str]:
     """Pack the current virtualenv into a PEX and publish it; skip when unchanged.
 
@@ -58,6 +59,9 @@ def upload_env(
     :param include_pex_tools: include the pex tools in the artifact
     :param additional_repo: extra package indexes for additional packages
     :param additional_indexes: extra find-links pages for additional packages
+    :param include_interpreter: also publish the venv's base interpreter as a part, and
+        start jobs with it instead of the node's Python (default:
+        ``C_PACK_INCLUDE_INTERPRETER``); the single file at the returned path is unchanged
     :return: ``(package_path, env_name)``
 
     >>> path, name = upload_env(package_path="/tmp/envs/demo.pex")   # doctest: +SKIP
@@ -69,7 +73,7 @@ def upload_env(
     result = publish.publish_env(
         package_path, additional_packages, ignored_packages, only_packages, force_upload,
         include_editable, fs_args, allow_large_pex, include_pex_tools, additional_repo,
-        additional_indexes)
+        additional_indexes, include_interpreter=include_interpreter)
     _logger.info("%s: %s", result.path, result.reason)
     return result.path, result.env_name
 

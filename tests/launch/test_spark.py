@@ -416,3 +416,28 @@ def test_bad_input_is_a_configuration_error_still_caught_as_value_error():
         spark_conf.spark_conf("hdfs:///envs/me.tar")
     with pytest.raises(ValueError, match="neither a command nor resources"):
         spark_conf.spark_conf(LaunchSpec(argv=[]))
+
+
+@pytest.mark.interpreter
+def test_a_shipped_interpreter_is_one_more_part_and_starts_in_the_launcher():
+    from cluster_pack.pack.interpreter import InterpreterInfo
+
+    url = "hdfs:///user/me/envs/me.pex"
+    info = InterpreterInfo(_sha("python"), 99, "3.12.1", "bin/python3.12", ("lib",), "x86_64",
+                           "2.17")
+    manifest = parts_manifest()
+    manifest.interpreter, manifest.format_version = info, 3
+    MANIFESTS[url] = manifest
+    conf = spark_conf.spark_conf(url, master="yarn")
+    files = conf["spark.yarn.dist.files"].split(",")
+    assert f"{_pool(url)}/{info.sha256}#cpack-{info.sha256[:32]}" in files
+    text = Path(files[-1]).read_text()
+    # extracted and first on PATH before the environment is exec'd (its shebang finds it)
+    assert text.index(f"tar -xf cpack-{info.sha256[:32]}") < text.index('export PATH="$cpack_py/bin')
+    assert text.index('export LD_LIBRARY_PATH="$cpack_py/lib') < text.index("target=./me.pex/")
+    subprocess.run(["sh", "-n", files[-1]], check=True)  # valid sh
+    # elsewhere the part arrives as <sha256> and is linked under its name first
+    MANIFESTS["s3a://bucket/envs/me.pex"] = manifest
+    text = Path(spark_conf.spark_conf("s3://bucket/envs/me.pex", master="local")["spark.files"]
+                .split(",")[-1]).read_text()
+    assert text.index(f"ln -s {info.sha256} cpack-{info.sha256[:32]}") < text.index("tar -xf")

@@ -152,6 +152,8 @@ def minimal_env(spec_env: Dict[str, str], node_dir: Path) -> Dict[str, str]:
         if key in os.environ:
             env[key] = os.environ[key]
     env["PEX_ROOT"] = str(node_dir / "pex_root")
+    # a shipped interpreter is extracted once per node, here in the runner's node cache
+    env["C_PACK_INTERPRETER_ROOT"] = str(node_dir / "interpreters")
     env.update(spec_env)
     return env
 
@@ -247,10 +249,47 @@ def fetch_env(package_path: str, dest_dir: Union[str, Path],
                               lambda part, target: _fetch_part(store, path, part, target))
         else:
             _fetch_file(store, path, manifest, tmp / name)
+        shipped = manifest.interpreter_part() if manifest is not None else None
+        if manifest is not None and manifest.interpreter is not None and shipped is not None:
+            home = interpreter_home(dest)
+            _fetch_part(store, path, shipped, tmp / "interpreter.tar")
+            safe_extract_tar(tmp / "interpreter.tar", tmp / home.name)
+            script.write_interpreter_runner(tmp / home.name, manifest.interpreter, name)
+            _replace(tmp / home.name, home, tmp / ".previous-interpreter")
         _replace(tmp / name, dest, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def interpreter_home(fetched: Path) -> Path:
+    """Where :func:`fetch_env` puts the interpreter shipped with the environment fetched
+    as ``fetched`` (``DIR/me.pex`` -> ``DIR/me.python``); its ``run`` script runs the
+    environment with it (``DIR/me.python/run -m my_job``)."""
+    stem = fetched.name[:-len(".pex")] if fetched.name.endswith(".pex") else fetched.name
+    return fetched.with_name(f"{stem}.python")
+
+
+def safe_extract_tar(archive: Path, target: Path) -> None:
+    """Extract an interpreter part: regular files, directories and relative symbolic links
+    inside ``target`` only (anything else is refused)."""
+    import tarfile
+
+    root = target.resolve()
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        for member in members:
+            dest = (target / member.name).resolve()
+            link_ok = not member.issym() or (
+                not member.linkname.startswith("/")
+                and (dest.parent / member.linkname).resolve().is_relative_to(root))
+            if not dest.is_relative_to(root) or not (member.isfile() or member.isdir()
+                                                     or member.issym()) or not link_ok:
+                raise IntegrityError(
+                    f"{archive}: entry {member.name!r} would be written outside the directory "
+                    "it is unpacked to (or is not a plain file); refusing it")
+        target.mkdir(parents=True, exist_ok=True)
+        tar.extractall(target, members=members)
 
 
 def _published_manifest(store: Store, path: str) -> Optional[Manifest]:
@@ -296,5 +335,6 @@ def _replace(source: Path, dest: Path, scratch: Path) -> None:
     """Rename ``source`` to ``dest``; an earlier fetch there is moved into ``scratch``
     (removed by the caller) first, since a rename cannot replace a non-empty directory."""
     if dest.is_symlink() or dest.exists():
+        scratch.mkdir(parents=True, exist_ok=True)
         os.replace(dest, scratch / ".previous")
     os.replace(source, dest)

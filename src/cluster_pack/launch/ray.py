@@ -402,6 +402,9 @@ def runtime_env_for(package_path: str, local_artifact: Optional[str] = None,
                 "every node, the environment is fetched there) or local_artifact= (the "
                 "directory cluster_pack.launch.local.fetch_env wrote)")
         executable = shlex.quote(path.rstrip("/") + "/__main__.py")
+        shipped = runner.interpreter_home(Path(path.rstrip("/"))) / "run"
+        if shipped.is_file():  # include_interpreter: fetched beside the environment
+            executable = shlex.quote(str(shipped))
     else:
         executable = shlex.quote(path)
     env = {**DEFAULT_ENV, "C_PACK_PACKAGE_PATH": package_path, **(env_vars or {})}

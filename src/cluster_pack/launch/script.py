@@ -1,5 +1,6 @@
 """The shell lines every engine runs on a node before the job: re-creating the packed pex
-directory from its localized parts, and choosing ``PEX_ROOT`` (one policy for all engines).
+directory from its localized parts, starting with the shipped interpreter (when the
+manifest names one), and choosing ``PEX_ROOT`` (one policy for all engines).
 
 Every engine localizes each part under a flat link name (``cpack-<sha256>``) through its own
 cache (YARN's localization cache with ``private`` visibility, Spark's fetch cache, the local
@@ -14,6 +15,7 @@ import shlex
 from pathlib import Path
 from typing import Callable, Sequence
 
+from cluster_pack.pack.interpreter import InterpreterInfo
 from cluster_pack.pack.parts import COPIED, Part, link_name
 
 
@@ -51,6 +53,96 @@ def assembly_script(dest: str, parts: Sequence[Part]) -> str:
     lines.append(f"  rm -rf {tmp}")
     lines.append("fi")
     return "\n".join(lines) + "\n"
+
+
+# The shipped interpreter (include_interpreter) is extracted once per node and user into a
+# private directory (the same policy as PEX_ROOT: another user's writable copy would run
+# as the job), then put first on PATH: the pex's shebang (``/usr/bin/env pythonX.Y``) and
+# every engine's command find it there, and CPython finds its prefix (sys.prefix) from the
+# binary's location, so nothing of the publishing machine is read. An --enable-shared build
+# loads its libpython through LD_LIBRARY_PATH (its RUNPATH names the publisher's prefix).
+_INTERPRETER_LINES = r"""cpack_py_root=${C_PACK_INTERPRETER_ROOT:-${HOME:+$HOME/.cache/cluster-pack/interpreters}}
+[ -n "$cpack_py_root" ] || cpack_py_root=.cpack-interpreters
+case "$cpack_py_root" in
+  /*)
+    (umask 077 && mkdir -p "$cpack_py_root") 2>/dev/null || true
+    if [ -L "$cpack_py_root" ] || [ -z "$(find "$cpack_py_root" -prune -type d -user "$(id -u)" ! -perm -020 ! -perm -002 2>/dev/null)" ]; then
+      echo "cluster-pack: $cpack_py_root is not a private directory of $(id -un), using $PWD/.cpack-interpreters" >&2
+      cpack_py_root="$PWD/.cpack-interpreters"
+    fi ;;
+  *) cpack_py_root="$PWD/$cpack_py_root" ;;
+esac
+if [ "$(uname -m)" != __MACHINE__ ]; then
+  echo "cluster-pack: the shipped Python __VERSION__ is built for __MACHINE__, this node is $(uname -m)" >&2
+  exit 1
+fi
+cpack_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //') || cpack_glibc=""
+case "$cpack_glibc" in
+  [0-9]*.[0-9]*)
+    cpack_major=${cpack_glibc%%.*}; cpack_minor=${cpack_glibc#*.}; cpack_minor=${cpack_minor%%.*}
+    if [ "$cpack_major" -lt __GLIBC_MAJOR__ ] || { [ "$cpack_major" -eq __GLIBC_MAJOR__ ] && [ "$cpack_minor" -lt __GLIBC_MINOR__ ]; }; then
+      echo "cluster-pack: the shipped Python __VERSION__ needs glibc __GLIBC__, this node has $cpack_glibc: publish from a machine with a glibc no newer than the nodes'" >&2
+      exit 1
+    fi ;;
+esac
+cpack_py="$cpack_py_root"/__KEY__
+if [ ! -x "$cpack_py"/__BINARY__ ]; then
+  (umask 077 && mkdir -p "$cpack_py_root")
+  # mktemp: containers of one node may share PIDs (PID namespaces) but not this name
+  cpack_tmp=$(mktemp -d "$cpack_py.cpack-tmp-XXXXXX")
+  tar -xf __ARCHIVE__ -C "$cpack_tmp" || { echo "cluster-pack: cannot extract the shipped Python __VERSION__ into $cpack_tmp" >&2; rm -rf "$cpack_tmp"; exit 1; }
+  mv -T "$cpack_tmp" "$cpack_py" 2>/dev/null || { [ -e "$cpack_py" ] || mv "$cpack_tmp" "$cpack_py"; } 2>/dev/null
+  rm -rf "$cpack_tmp"
+fi
+export PATH="$cpack_py/bin:$PATH"
+__LIBRARY_PATH__"""  # noqa: E501
+
+
+def interpreter_lines(info: InterpreterInfo, archive: str) -> str:
+    """POSIX shell lines starting the environment with the shipped interpreter: the part
+    localized in the working directory as ``archive`` is extracted once per node (checked
+    against the node's architecture and glibc first), then its ``bin`` goes first on
+    ``PATH`` and its library directories on ``LD_LIBRARY_PATH``. They exit the script with
+    a one-line message when the interpreter cannot run on the node."""
+    q = shlex.quote
+    glibc = info.glibc if info.glibc.count(".") == 1 else "0.0"
+    major, minor = (int(x) if x.isdigit() else 0 for x in glibc.split("."))
+    library_path = ""
+    if info.library_dirs:
+        # plain relative paths (the manifest is validated): nothing to quote in "..."
+        dirs = ":".join(f"$cpack_py/{d}" for d in info.library_dirs)
+        library_path = f'export LD_LIBRARY_PATH="{dirs}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"\n'
+    return (_INTERPRETER_LINES
+            .replace("__MACHINE__", q(info.machine)).replace("__VERSION__", q(info.version))
+            .replace("__GLIBC_MAJOR__", str(major)).replace("__GLIBC_MINOR__", str(minor))
+            .replace("__GLIBC__", q(glibc)).replace("__KEY__", q(info.sha256[:32]))
+            .replace("__BINARY__", q(info.binary)).replace("__ARCHIVE__", q(archive))
+            .replace("__LIBRARY_PATH__", library_path))
+
+
+_RUNNER = r"""#!/bin/sh
+# Generated by cluster-pack fetch: runs the environment beside this directory with the
+# interpreter shipped with it (extracted here).
+here=$(cd "$(dirname "$0")" && pwd)
+export PATH="$here/bin:$PATH"
+__LIBRARY_PATH__exec "$here"/__BINARY__ "$here/../"__PEX__ "$@"
+"""
+
+
+def write_interpreter_runner(home: Path, info: InterpreterInfo, pex_name: str) -> Path:
+    """``home/run``: a relocatable sh script running the fetched environment ``pex_name``
+    (beside ``home``) with the interpreter extracted in ``home``."""
+    q = shlex.quote
+    library_path = ""
+    if info.library_dirs:
+        dirs = ":".join(f"$here/{d}" for d in info.library_dirs)  # plain relative paths
+        library_path = f'export LD_LIBRARY_PATH="{dirs}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"\n'
+    text = (_RUNNER.replace("__LIBRARY_PATH__", library_path)
+            .replace("__BINARY__", q(info.binary)).replace("__PEX__", q(pex_name)))
+    path = home / "run"
+    path.write_text(text)
+    os.chmod(path, 0o755)
+    return path
 
 
 def materialize(parts: Sequence[Part], dest: Path,

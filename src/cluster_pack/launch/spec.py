@@ -120,7 +120,9 @@ def environment_resources(package_path: str,
 
     A single-file artifact is one resource and needs no assembly; the parts layout is one
     resource per part (each localized under its content name) and an assembly script
-    re-creating the packed pex directory ``<name>.pex`` from them.
+    re-creating the packed pex directory ``<name>.pex`` from them; with a shipped
+    interpreter, one more part and the lines starting the environment with it
+    (:func:`cluster_pack.launch.script.interpreter_lines`).
     """
     if manifest is None or not manifest.is_parts:
         return [environment_resource(package_path, manifest)], ""
@@ -132,7 +134,14 @@ def environment_resources(package_path: str,
             resources.append(Resource(parts_pool.part_url(package_path, part), name, "file",
                                       part.size, part.sha256, shared=True))
     run = run_info_for(artifact_name(package_path), manifest.layout)
-    return resources, script.assembly_script(run.dest_path, manifest.parts)
+    setup = script.assembly_script(run.dest_path, manifest.parts)
+    interpreter = manifest.interpreter_part()
+    if manifest.interpreter is not None and interpreter is not None:
+        name = parts.link_name(interpreter)
+        resources.append(Resource(parts_pool.part_url(package_path, interpreter), name, "file",
+                                  interpreter.size, interpreter.sha256, shared=True))
+        setup += script.interpreter_lines(manifest.interpreter, name)
+    return resources, setup
 
 
 EDITABLE_DIRS_ENV_VAR = "C_PACK_EDITABLE_DIRS"

@@ -98,7 +98,7 @@ def check_parts(spec: LaunchSpec) -> None:
 
     try:
         store, path = Store.for_url(spec.package_path)
-        absent = parts_pool.missing(store, path, manifest.parts)
+        absent = parts_pool.missing(store, path, manifest.pool_parts)
     except (ClusterPackError, OSError, ImportError) as exc:
         _logger.warning("cannot list the parts of %s before submitting: %s",
                         spec.package_path, exc)

@@ -67,6 +67,9 @@ class PackSpec:
     # include_editable=True: (arcname, source file) of the editable projects, baked into
     # the single file as the pex's own code
     editable_sources: Tuple[Tuple[str, str], ...] = ()
+    # include_interpreter: the identity of the base interpreter shipped as a part
+    # (:func:`cluster_pack.pack.interpreter.identity`), "" when the node's Python is used
+    interpreter: str = ""
 
     def __post_init__(self) -> None:
         """The layout fields must fit together (:func:`~cluster_pack.pack.layout.choose_layout`
@@ -112,6 +115,8 @@ class PackSpec:
             "tools": self.include_pex_tools,
             "index": self.resolve_from_index,
         }
+        if self.interpreter:  # absent otherwise: fingerprints published before are kept
+            payload["interpreter"] = self.interpreter
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 

@@ -25,11 +25,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from cluster_pack.errors import ConfigurationError, IntegrityError
+from cluster_pack.pack.interpreter import INTERPRETER_PART_PATH, InterpreterInfo
 from cluster_pack.pack.layout import LARGE_PEX_SUFFIX, PEX_SUFFIX, PUBLISHED_PEX, Layout
 from cluster_pack.pack.parts import Part, parts_from_json, tree_sha256
 from cluster_pack.store.storage import Store
 
 MANIFEST_FORMAT = 2
+# written instead of MANIFEST_FORMAT when the manifest names an interpreter part
+INTERPRETER_MANIFEST_FORMAT = 3
 LAYOUT_PARTS = Layout.PARTS  # the manifest's layout of an environment published as parts
 # A manifest is small; refuse to parse anything bigger (a mis-pointed path).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -80,13 +83,31 @@ class Manifest:
     # layout "parts" with the single file at the artifact's path too (the default)
     file_size: Optional[int] = None
     file_sha256: Optional[str] = None
+    # include_interpreter: the base interpreter, one more part of the pool
+    interpreter: Optional[InterpreterInfo] = None
 
     @property
     def is_parts(self) -> bool:
         return self.layout == LAYOUT_PARTS
 
+    def interpreter_part(self) -> Optional[Part]:
+        """The interpreter as a part of the pool (None without one)."""
+        if self.interpreter is None:
+            return None
+        return Part(INTERPRETER_PART_PATH, self.interpreter.sha256, self.interpreter.size)
+
+    @property
+    def pool_parts(self) -> List[Part]:
+        """Every part of the pool this manifest needs: the pex's and the interpreter."""
+        extra = self.interpreter_part()
+        return [*self.parts, extra] if extra is not None else list(self.parts)
+
     def to_json(self) -> bytes:
         data = asdict(self)
+        if self.interpreter is None:
+            del data["interpreter"]  # readers of format 2 see the same fields as before
+        else:
+            data["interpreter"] = self.interpreter.to_json()
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -102,14 +123,18 @@ class Manifest:
             raise IntegrityError(f"{where} is not a JSON object")
         if "format_version" not in data:
             raise LegacyManifest(data)
-        if data["format_version"] > MANIFEST_FORMAT:
+        if data["format_version"] > INTERPRETER_MANIFEST_FORMAT:
             raise IntegrityError(
                 f"{where} has format {data['format_version']}, newer than this cluster-pack "
-                f"understands ({MANIFEST_FORMAT}): upgrade cluster-pack")
+                f"understands ({INTERPRETER_MANIFEST_FORMAT}): upgrade cluster-pack")
         try:
             run = RunInfo(**data.pop("run"))
             parts = parts_from_json(data.pop("parts", None) or [], where)
-            manifest = cls(run=run, parts=parts, **{k: v for k, v in data.items()
+            raw_interpreter = data.pop("interpreter", None)
+            interpreter = (InterpreterInfo.from_json(raw_interpreter, where)
+                           if raw_interpreter is not None else None)
+            manifest = cls(run=run, parts=parts, interpreter=interpreter,
+                           **{k: v for k, v in data.items()
                                                     if k in cls.__dataclass_fields__})
         except (TypeError, KeyError) as exc:
             raise IntegrityError(f"{where} is missing or has unexpected fields: {exc}") from None
@@ -126,6 +151,8 @@ class Manifest:
             raise IntegrityError(f"{where} has an invalid size {self.size!r}")
         if not (isinstance(self.sha256, str) and len(self.sha256) == 64):
             raise IntegrityError(f"{where} has an invalid sha256 {self.sha256!r}")
+        if self.interpreter is not None and not self.is_parts:
+            raise IntegrityError(f"{where} names an interpreter without the parts layout")
         if self.is_parts:
             if not self.parts or "PEX-INFO" not in {p.path for p in self.parts}:
                 raise IntegrityError(f"{where} describes a parts layout without its PEX-INFO")
@@ -136,6 +163,9 @@ class Manifest:
                     and isinstance(self.file_size, int) and self.file_size >= 0):
                 raise IntegrityError(f"{where} describes its single file with an invalid "
                                      f"size or sha256 ({self.file_size!r}, {self.file_sha256!r})")
+            if self.interpreter is not None and self.format_version < INTERPRETER_MANIFEST_FORMAT:
+                raise IntegrityError(f"{where} names an interpreter but has format "
+                                     f"{self.format_version}")
             if tree_sha256(self.parts) != self.sha256:
                 raise IntegrityError(
                     f"{where}: its sha256 does not match the parts it lists; refusing it")
@@ -189,6 +219,8 @@ def summarize(manifest: Manifest) -> Dict[str, Optional[Any]]:
         "distributions": len(manifest.package_installed),
         "layout": manifest.layout,
         "parts": len(manifest.parts) if manifest.is_parts else None,
+        "interpreter": (f"{manifest.interpreter.version} ({manifest.interpreter.size} bytes)"
+                        if manifest.interpreter else None),
         "created_at": manifest.created_at,
         "fingerprint": manifest.fingerprint,
     }

@@ -167,7 +167,7 @@ def collect_garbage(store: Store, directory: str, min_age_days: float = DEFAULT_
             continue
         except IntegrityError as exc:
             raise StorageError(f"not collecting {store.url(directory)}: {exc}") from None
-        referenced.update(part.sha256 for part in manifest.parts)
+        referenced.update(part.sha256 for part in manifest.pool_parts)
     now = time.time()
     out = Collected([], [], [], 0)
     for entry in store.ls(f"{directory}/{POOL_DIR}"):

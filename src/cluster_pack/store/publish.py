@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 from cluster_pack import settings
 from cluster_pack.cache import CacheDir
 from cluster_pack.errors import ConfigurationError, IntegrityError, StorageError
-from cluster_pack.pack import editables, environment
+from cluster_pack.pack import editables, environment, interpreter
 from cluster_pack.pack import pex as pex_tool
 from cluster_pack.pack.builder import BuiltArtifact, PexBuilder, file_sha256, zip_directory
 from cluster_pack.pack.layout import (
@@ -42,10 +42,12 @@ from cluster_pack.pack.layout import (
     published_layout,
 )
 from cluster_pack.pack.packspec import PackSpec, select_requirements
+from cluster_pack.pack.parts import Part
 from cluster_pack.pack.record import installed_size
 from cluster_pack.progress import Reporter
 from cluster_pack.store import hadoop_conf, parts_pool
 from cluster_pack.store.manifest import (
+    INTERPRETER_MANIFEST_FORMAT,
     LAYOUT_PARTS,
     Manifest,
     manifest_path,
@@ -148,11 +150,14 @@ def publish_env(
     additional_indexes: Optional[List[str]] = None,
     reporter: Optional[Reporter] = None,
     layout: Union[Layout, str, None] = None,
+    include_interpreter: Optional[bool] = None,
 ) -> PublishResult:
     """Pack the current virtualenv and publish it, unless the published one is current.
 
     See :func:`cluster_pack.upload_env` for the arguments; ``layout`` is what to publish
-    when given explicitly (``cluster-pack upload --layout``), else ``C_PACK_LAYOUT``.
+    when given explicitly (``cluster-pack upload --layout``), else ``C_PACK_LAYOUT``;
+    ``include_interpreter`` (default ``C_PACK_INCLUDE_INTERPRETER``) also publishes the
+    venv's base interpreter as a part (:mod:`cluster_pack.pack.interpreter`).
     """
     reporter = reporter or Reporter()
 
@@ -174,6 +179,7 @@ def publish_env(
     choice = choose_layout(layout, allow_large_pex=allow_large_pex, package_path=package_path,
                            env_name=env.name, installed=lambda: installed_size(installed))
     target = choice.artifact_path(package_path, _in_env_dir(env.name))
+    interpreter_layout = _interpreter_layout(include_interpreter, choice)
     spec = PackSpec(
         environment=env,
         requirements=requirements,
@@ -188,6 +194,8 @@ def publish_env(
                               else additional_repo or ()),
         additional_indexes=tuple(additional_indexes or ()),
         editable_sources=_editable_sources(env, include_editable, choice, reporter),
+        interpreter=interpreter.identity(interpreter_layout, settings.get_interpreter_bytecode())
+        if interpreter_layout else "",
     )
     store, path = _resolve(target, fs_args)
     fingerprint = spec.fingerprint()
@@ -201,6 +209,20 @@ def publish_env(
     manifest, written = _build_and_write(spec, fingerprint, store, path, force_upload, reporter)
     return PublishResult(store.url(path), env.name, manifest, True, written,
                          "forced" if force_upload else "built")
+
+
+def _interpreter_layout(include_interpreter: Optional[bool],
+                        choice: LayoutChoice) -> Optional[interpreter.InterpreterLayout]:
+    """The base interpreter to ship (None unless asked); refused without the parts pool."""
+    if include_interpreter is None:
+        include_interpreter = settings.get_include_interpreter()
+    if not include_interpreter:
+        return None
+    if not choice.parts:
+        raise ConfigurationError(
+            "include_interpreter needs the parts layout (the interpreter is a part): use "
+            "C_PACK_LAYOUT=pex+parts (the default) or parts, not pex")
+    return interpreter.select_layout(interpreter.current_config())
 
 
 def _editable_sources(env: environment.Environment, include_editable: bool,
@@ -234,8 +256,18 @@ def _build_and_write(spec: PackSpec, fingerprint: str, store: Store, path: str,
                                                              rebuild=force_upload)
         manifest = _manifest_for(built, Path(path).name, spec.package_installed, fingerprint,
                                  spec.environment, spec.environment.name)
+        extra: List[Tuple[Part, Path]] = []
+        if spec.interpreter:
+            reporter.step("packing the base interpreter")
+            shipped = interpreter.build(include_bytecode=settings.get_interpreter_bytecode())
+            manifest.interpreter = shipped.info
+            manifest.format_version = INTERPRETER_MANIFEST_FORMAT
+            part = manifest.interpreter_part()
+            assert part is not None
+            extra.append((part, shipped.path))
         if built.parts:
-            written = _write_parts(store, built, path, manifest, reporter, verify=force_upload)
+            written = _write_parts(store, built, path, manifest, reporter, verify=force_upload,
+                                   extra=extra)
         else:
             with store.lock(path):
                 written = _publish_single(store, built.path, path, reporter)
@@ -261,19 +293,21 @@ def _remove_local(path: Path) -> None:
 def _is_complete(store: Store, path: str, manifest: Manifest) -> bool:
     """Is everything the manifest describes in the store?"""
     if manifest.is_parts:
-        if parts_pool.missing(store, path, manifest.parts):
+        if parts_pool.missing(store, path, manifest.pool_parts):
             return False
         return manifest.file_sha256 is None or store.exists(path)
     return store.exists(path)
 
 
 def _write_parts(store: Store, built: BuiltArtifact, path: str, manifest: Manifest,
-                 reporter: Reporter, verify: bool = False) -> int:
-    """New parts, the single file (when built), then the manifest. Without a single file,
-    one left at ``path`` by an earlier publish is removed (it would be a stale
-    environment)."""
+                 reporter: Reporter, verify: bool = False,
+                 extra: Sequence[Tuple[Part, Path]] = ()) -> int:
+    """New parts (the pex's, then ``extra``: the interpreter), the single file (when
+    built), then the manifest. Without a single file, one left at ``path`` by an earlier
+    publish is removed (it would be a stale environment)."""
+    listed = [*built.parts, *extra]
     with store.lock(path):
-        written = parts_pool.publish(store, path, built.parts, reporter, verify=verify)
+        written = parts_pool.publish(store, path, listed, reporter, verify=verify)
         # the pool is swept by parts_pool.publish; the manifest's directory here (a killed
         # publisher's manifest temporary), as publish_file does for a single file
         store.remove_stale_temporaries(path.rsplit("/", 1)[0] or "/")
@@ -283,8 +317,8 @@ def _write_parts(store: Store, built: BuiltArtifact, path: str, manifest: Manife
         store.publish_bytes(data, manifest_path(path))
         # a garbage collection may have removed an old part we found and reused: put back
         # what vanished (one listing)
-        if parts_pool.missing(store, path, manifest.parts):
-            written += parts_pool.publish(store, path, built.parts, reporter)
+        if parts_pool.missing(store, path, manifest.pool_parts):
+            written += parts_pool.publish(store, path, listed, reporter)
         if built.single is None and store.exists(path) and not store.isdir(path):
             store.remove(path)
     return written + len(data)

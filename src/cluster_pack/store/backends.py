@@ -157,7 +157,8 @@ def kerberos_error(url: str, exc: BaseException) -> KerberosError:
 
 
 class _KerberosAware:
-    """Wraps an hdfs-native client: a Kerberos failure of any call is a KerberosError."""
+    """Wraps an hdfs-native client: a Kerberos failure of any call is a KerberosError, a
+    refusal of the namenode (AccessControlException) a PermissionError."""
 
     def __init__(self, client: Any, url: str):
         self._client = client
@@ -170,17 +171,22 @@ class _KerberosAware:
         url = self._url
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with _kerberos_errors(url):
+            with _client_errors(url):
                 result = attr(*args, **kwargs)
-            if hasattr(result, "__next__"):  # listings are lazy: they connect when iterated
+            if type(result).__name__.endswith("Iter"):  # lazy listings connect when iterated
                 return _checked_iter(result, url)
             return result
 
         return call
 
 
+_ACCESS_DENIED = "org.apache.hadoop.security.AccessControlException"
+_JAVA_MESSAGE = re.compile(r'AccessControlException", "(.*?)(?:\\n|"\))', re.DOTALL)
+
+
 @contextlib.contextmanager
-def _kerberos_errors(url: str) -> Iterator[None]:
+def _client_errors(url: str) -> Iterator[None]:
+    """hdfs-native's RuntimeErrors as what they mean: KerberosError, PermissionError."""
     try:
         yield
     except KerberosError:
@@ -188,12 +194,18 @@ def _kerberos_errors(url: str) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - hdfs-native raises RuntimeError/OSError
         if is_kerberos_error(exc):
             raise kerberos_error(url, exc) from None
+        text = str(exc)
+        if _ACCESS_DENIED in text and not isinstance(exc, PermissionError):
+            # the namenode's message without its Java stack trace
+            found = _JAVA_MESSAGE.search(text)
+            message = found.group(1).replace('\\"', '"') if found else "permission denied"
+            raise PermissionError(f"{url}: {message}") from None
         raise
 
 
 def _checked_iter(iterator: Any, url: str) -> Iterator[Any]:
     while True:
-        with _kerberos_errors(url):
+        with _client_errors(url):
             try:
                 item = next(iterator)
             except StopIteration:

@@ -292,9 +292,17 @@ class HadoopCluster(ServerProcess):
         env = dict(os.environ)
         for k in ("CLASSPATH", "HADOOP_CLASSPATH", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "HADOOP_HOME"):
             env.pop(k, None)
+        jvm_classpath = b.jvm_classpath()
+        if self.secure:
+            # Hadoop code that makes a fresh Configuration in this JVM after start (the NM's
+            # container localizer reading from HDFS) must see dfs.data.transfer.protection &
+            # co.: the conf dir, written once the clusters are up, is on the classpath (it must
+            # exist before the JVM starts, or the JVM takes it for a missing jar and skips it)
+            self.conf_dir.mkdir(parents=True, exist_ok=True)
+            jvm_classpath = os.pathsep.join([str(self.conf_dir), jvm_classpath])
         env.update(
             JAVA_HOME=str(java_home),
-            CLASSPATH=b.jvm_classpath(),
+            CLASSPATH=jvm_classpath,
             HADOOP_CONF_DIR=str(self.conf_dir),
             # containers inherit PATH (NM env whitelist): let them find the shims too
             PATH=str(self.bin_dir) + os.pathsep + env.get("PATH", os.defpath),

@@ -483,7 +483,7 @@ public final class MiniHadoop {
       List<String> cp = new ArrayList<>();
       cp.add(confDir.getAbsolutePath());
       for (String e : System.getProperty("java.class.path").split(File.pathSeparator)) {
-        if (!e.isEmpty() && !e.contains("cluster-pack-harness")) {
+        if (!e.isEmpty() && !e.contains("cluster-pack-harness") && !new File(e).getAbsoluteFile().equals(confDir)) {
           cp.add(e);
         }
       }

@@ -113,3 +113,23 @@ def test_other_errors_pass_through_unchanged():
     with pytest.raises(RuntimeError) as info:
         client.get_file_info("/p")
     assert info.value is other
+
+
+def test_default_env_dir_on_a_kerberized_cluster_is_the_principals(tmp_path, monkeypatch):
+    from cluster_pack import settings
+    from cluster_pack.store import publish
+
+    (tmp_path / "core-site.xml").write_text(
+        "<configuration><property><name>fs.defaultFS</name><value>hdfs://nn:8020</value>"
+        "</property><property><name>hadoop.security.authentication</name>"
+        "<value>kerberos</value></property></configuration>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path))
+    monkeypatch.delenv("C_PACK_USER", raising=False)
+    monkeypatch.setattr(settings, "_overrides", {})
+    monkeypatch.setattr(storage_backends, "ticket_principal", lambda timeout=5.0: "alice/host@R.COM")
+    assert publish.default_env_dir() == "hdfs://nn:8020/user/alice/envs"
+    monkeypatch.setenv("C_PACK_USER", "bob")  # an explicit user still wins
+    assert publish.default_env_dir() == "hdfs://nn:8020/user/bob/envs"
+    monkeypatch.delenv("C_PACK_USER")
+    monkeypatch.setattr(storage_backends, "ticket_principal", lambda timeout=5.0: "")  # no ticket
+    assert publish.default_env_dir() == f"hdfs://nn:8020/user/{settings.get_current_user()}/envs"

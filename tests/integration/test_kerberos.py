@@ -247,26 +247,47 @@ def test_bob_can_neither_read_nor_overwrite_alices_environment(krb, cli, tmp_pat
 # ------------------------------------------------------------------------------- YARN
 
 
-def test_submit_func_on_secure_yarn_with_delegation_tokens(krb, secure_driver):
+def test_submit_func_on_secure_yarn_tokens_and_a_job_launching_a_job(krb, secure_driver):
+    """submit_func with a ticket: the containers localize the environment from secure HDFS
+    with the app's HDFS delegation token (skein gets it for ``hadoop_file_systems``), read HDFS
+    with it (hdfs-native in the container), and the parent submits a child application with
+    the ticket cache shipped to it (the original's rule). Two YARN applications in all."""
     pkg = f"{krb.envs}/krb.pex"
+    bin_dir = krb.cluster.env["CLUSTER_PACK_HARNESS_BIN"]
     result = _driver(secure_driver, f"""
 import json, os, time
 import skein
 from cluster_pack.skein import skein_launcher
 
-def compute(a, b):
+def child(n):
+    return ("child", n * 2)
+
+def parent(a, b):
     import os
+    import skein
+    import cluster_pack
+    from cluster_pack.skein import skein_launcher as sl
     from cluster_pack.store.storage import Store
     tokens = open(os.environ["HADOOP_TOKEN_FILE_LOCATION"], "rb").read()
-    store, path = Store.for_url({pkg!r})  # hdfs-native in the container: delegation token only
+    store, path = Store.for_url({pkg!r})
+    reads_hdfs = store.exists(path)
+    published, _ = cluster_pack.upload_env(package_path={pkg!r})  # in a container: reuses
+    with skein.Client() as client:
+        app_id = sl.submit_func(client, child, args=[21], package_path=published,
+                                memory="512 MiB", name="child")
+        ok = sl.wait_for_finished(client, app_id, poll_every_secs=1)
+        logs = sl.get_application_logs(client, app_id, log_tries=10)
+    text = "\\n".join(logs.values()) if logs else ""
     return {{"sum": a + b, "hdfs_token": b"HDFS_DELEGATION_TOKEN" in tokens,
-            "reads_hdfs": store.exists(path), "krb5ccname": os.environ.get("KRB5CCNAME")}}
+            "reads_hdfs": reads_hdfs, "krb5ccname": os.environ.get("KRB5CCNAME"),
+            "child_ok": ok, "child_logged": "child returned ('child', 42)" in text}}
 
 t0 = time.monotonic()
 with skein.Client() as client:
-    app_id = skein_launcher.submit_func(client, compute, args=[2, 3], package_path={pkg!r},
-                                        memory="512 MiB",
-                                        hadoop_file_systems=[{krb.default_fs!r}])
+    app_id = skein_launcher.submit_func(
+        client, parent, args=[2, 3], package_path={pkg!r}, memory="768 MiB", name="parent",
+        hadoop_file_systems=[{krb.default_fs!r}],
+        env_vars={{"PATH": {bin_dir!r} + ":/usr/local/bin:/usr/bin:/bin"}})
     ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
     logs = skein_launcher.get_application_logs(client, app_id, log_tries=10)
     logs = dict(logs.items()) if logs else {{}}
@@ -274,12 +295,13 @@ print("RESULT:" + json.dumps({{"ok": ok, "logs": logs, "seconds": time.monotonic
 """, krb.ticket("alice"))
     text = "\n".join(result["logs"].values())
     assert result["ok"], text
-    line = next(ln for ln in text.splitlines() if "compute returned" in ln)
+    line = next(ln for ln in text.splitlines() if "parent returned" in ln)
     assert "'sum': 5" in line and "'hdfs_token': True" in line, line
     assert "'reads_hdfs': True" in line, line
     # the original's rule: the ticket cache travels as a private YARN resource of the app
     # (localized in the container's directory), never by content in the environment
     assert "'krb5ccname': 'FILE:alice-" in line, line
+    assert "'child_ok': True" in line and "'child_logged': True" in line, line
 
 
 # ------------------------------------------------------------------------------- secrets

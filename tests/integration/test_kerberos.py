@@ -271,6 +271,15 @@ def parent(a, b):
     tokens = open(os.environ["HADOOP_TOKEN_FILE_LOCATION"], "rb").read()
     store, path = Store.for_url({pkg!r})
     reads_hdfs = store.exists(path)
+    # hdfs-native with the delegation token alone (no ticket cache): a fresh process
+    import subprocess, sys
+    probe = ("from cluster_pack.store.storage import Store; s, p = Store.for_url(%r); "
+             "print(s.exists(p))" % {pkg!r})
+    env = {{k: v for k, v in os.environ.items() if k != "KRB5CCNAME"}}
+    env["KRB5CCNAME"] = "FILE:/nonexistent/cpack-no-ticket"
+    token_only = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                                text=True, timeout=60)
+    token_only = (token_only.stdout.strip() or token_only.stderr.strip()[-300:])
     published, _ = cluster_pack.upload_env(package_path={pkg!r})  # in a container: reuses
     with skein.Client() as client:
         app_id = sl.submit_func(client, child, args=[21], package_path=published,
@@ -280,6 +289,7 @@ def parent(a, b):
     text = "\\n".join(logs.values()) if logs else ""
     return {{"sum": a + b, "hdfs_token": b"HDFS_DELEGATION_TOKEN" in tokens,
             "reads_hdfs": reads_hdfs, "krb5ccname": os.environ.get("KRB5CCNAME"),
+            "token_only": token_only,
             "child_ok": ok, "child_logged": "child returned ('child', 42)" in text}}
 
 t0 = time.monotonic()
@@ -298,6 +308,7 @@ print("RESULT:" + json.dumps({{"ok": ok, "logs": logs, "seconds": time.monotonic
     line = next(ln for ln in text.splitlines() if "parent returned" in ln)
     assert "'sum': 5" in line and "'hdfs_token': True" in line, line
     assert "'reads_hdfs': True" in line, line
+    assert "'token_only': 'True'" in line, line  # hdfs-native with the HDFS token alone
     # the original's rule: the ticket cache travels as a private YARN resource of the app
     # (localized in the container's directory), never by content in the environment
     assert "'krb5ccname': 'FILE:alice-" in line, line

@@ -32,7 +32,7 @@ test: $(VENV)/.installed  ## set up (incl. the Hadoop harness) and run every tes
 	$(PY) -m pytest -ra --durations=30
 
 test-fast: $(VENV)/.installed  ## unit + local end-to-end tests only (no JVM, no S3)
-	$(PY) -m pytest -ra -m "not hdfs and not yarn and not s3 and not spark"
+	$(PY) -m pytest -ra -m "not hdfs and not yarn and not s3 and not spark and not kerberos"
 
 bench-smoke: $(VENV)/.installed
 	# a smoke run must not overwrite the committed results

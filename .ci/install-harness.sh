@@ -2,6 +2,7 @@
 # Install what the real-parts test harness (cluster_pack_harness) needs, idempotently:
 #   - a JDK (17 preferred) with javac, and Maven  -> apt-get only if missing
 #   - moto[server] in the project's Python        -> pip/uv only if missing
+#   - krb5-user (kinit, klist) and libgssapi-krb5-2 for the secure (Kerberos) mode -> apt-get if missing
 #   - the MiniHadoop Java program: Maven fetches hadoop-minicluster into ~/.m2 and compiles into
 #     ~/.cache/cluster-pack-harness/build-<hash> (skipped when that build is already complete)
 # Works non-interactively (CI=true, no stdin). Re-running when everything is there takes ~1 s.
@@ -52,6 +53,14 @@ log "JDK: $JDK"
 # ---- Maven
 if ! command -v mvn >/dev/null 2>&1 && [[ -z "${CLUSTER_PACK_HARNESS_MVN:-}" ]]; then
   apt_install maven
+fi
+
+# ---- Kerberos client tools for the secure mode (kinit/klist/kdestroy) and libgssapi_krb5,
+#      which hdfs-native loads at run time for GSSAPI (the KDC itself is Hadoop's MiniKdc, in Java)
+if ! command -v kinit >/dev/null 2>&1 || ! command -v klist >/dev/null 2>&1 \
+   || ! ldconfig -p 2>/dev/null | grep -q 'libgssapi_krb5\.so\.2'; then
+  # krb5-config asks for a default realm: preseed nothing, answer nothing (noninteractive)
+  apt_install krb5-user libgssapi-krb5-2
 fi
 
 # ---- Python side: moto server (the S3 part); the test extra normally brings it

@@ -65,6 +65,7 @@ _NEW_API: dict[str, str] = {
     "ConfigurationError": "cluster_pack.errors",
     "BuildError": "cluster_pack.errors",
     "StorageError": "cluster_pack.errors",
+    "KerberosError": "cluster_pack.errors",
     "IntegrityError": "cluster_pack.errors",
     "ClusterError": "cluster_pack.errors",
     "JobFailedError": "cluster_pack.errors",
@@ -98,6 +99,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         ConfigurationError,
         IntegrityError,
         JobFailedError,
+        KerberosError,
         StorageError,
     )
     from cluster_pack.launch.local import fetch_env  # noqa: F401

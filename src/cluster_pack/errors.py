@@ -56,6 +56,16 @@ class StorageError(ClusterPackError, OSError):
     """Reading from or publishing to storage failed."""
 
 
+class KerberosError(StorageError):
+    """A Kerberized cluster refused us: no ticket, an expired one, or no GSSAPI library.
+
+    The message says what to do (``kinit`` and the principal when it is known); it never
+    contains a ticket or a key. Exit code 2: nothing is wrong with the cluster, get a ticket.
+    """
+
+    exit_code = 2
+
+
 class IntegrityError(ClusterPackError, ValueError):
     """An artifact does not match its manifest (size or sha256), or a manifest is invalid."""
 

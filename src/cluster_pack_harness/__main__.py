@@ -18,7 +18,7 @@ def _log(msg: str) -> None:
 
 def cmd_start(args) -> int:
     h = Harness(args.dir, yarn=not args.no_yarn, xmx=args.xmx, nm_memory_mb=args.nm_memory_mb,
-                nm_vcores=args.nm_vcores, bucket=args.bucket)
+                nm_vcores=args.nm_vcores, bucket=args.bucket, secure=args.secure)
     try:
         existing = Harness.attach(h.dir)
     except HarnessError:
@@ -103,6 +103,9 @@ def main(argv=None) -> int:
     s.add_argument("--no-hadoop", action="store_true", help="no HDFS/YARN")
     s.add_argument("--no-yarn", action="store_true", help="HDFS only")
     s.add_argument("--no-s3", action="store_true", help="no S3 server")
+    s.add_argument("--secure", action="store_true",
+                   help="Kerberos: a KDC on loopback, principals and keytabs for the daemons and the "
+                        "users alice and bob, HDFS/YARN with Kerberos and SASL data transfer")
     s.add_argument("--timeout", type=float, default=180.0)
     s.add_argument("--xmx", default="2g", help="JVM heap (default 2g)")
     s.add_argument("--nm-memory-mb", type=int, default=8192)

@@ -10,6 +10,8 @@ Layout under the harness directory ``DIR``::
         stop                  created by ``stop()``: the JVM shuts down cleanly
         dfs/                  NameNode/DataNode storage
         target/               MiniYARNCluster NM local and log dirs (container logs live here)
+        kerberos/             secure mode only (0700): krb5.conf, service.keytab, <user>.keytab
+        kdc/                  secure mode only: the KDC's (MiniKdc) working directory
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Dict, List, Optional
 from cluster_pack_harness import build as _build
 from cluster_pack_harness._proc import (
     HarnessError,
+    HarnessUnavailable,
     ServerProcess,
     kill_pids,
     pid_alive,
@@ -84,8 +87,17 @@ exec "$JAVA" @JAVA_OPTS@ $HADOOP_CLIENT_OPTS -cp "$cp" "$class" "$@"
 """
 
 
+# users with a principal and a keytab in the secure mode (besides the daemons' hdfs/localhost)
+SECURE_USERS = ("alice", "bob")
+
+
 class HadoopCluster(ServerProcess):
-    """HDFS (1 NN + 1 DN) and, unless ``yarn=False``, YARN (1 RM + 1 NM) in one JVM."""
+    """HDFS (1 NN + 1 DN) and, unless ``yarn=False``, YARN (1 RM + 1 NM) in one JVM.
+
+    ``secure=True``: a KDC (MiniKdc) on loopback too, and Kerberos everywhere (see
+    :meth:`principal`, :meth:`keytab`, :meth:`kinit`); the environment (:attr:`env`) then also
+    names the krb5.conf (``KRB5_CONFIG``, and ``-Djava.security.krb5.conf`` for the Java clients).
+    """
 
     marker = _build.MAIN_CLASS
     description = "a harness JVM"
@@ -93,13 +105,14 @@ class HadoopCluster(ServerProcess):
 
     def __init__(self, base_dir, *, yarn: bool = True, xmx: str = "2g", nm_memory_mb: int = 8192,
                  nm_vcores: int = 8, java_home: Optional[os.PathLike] = None, build: bool = True,
-                 namenode_port: int = 0):
+                 namenode_port: int = 0, secure: bool = False):
         self.base_dir = Path(base_dir).resolve()
         self.workdir = self.base_dir / "hadoop"
         self.log_file = self.base_dir / "hadoop.log"
         self.bin_dir = self.base_dir / "bin"
         self.conf_dir = self.workdir / "conf"
         self.yarn = yarn
+        self.secure = secure
         self.xmx = xmx
         self.nm_memory_mb = nm_memory_mb
         self.nm_vcores = nm_vcores
@@ -134,6 +147,70 @@ class HadoopCluster(ServerProcess):
     def rm_address(self) -> Optional[str]:
         return self.info.get("rm_address")
 
+    # ------------------------------------------------------------------ secure mode
+
+    @property
+    def kerberos_dir(self) -> Path:
+        return self.workdir / "kerberos"
+
+    @property
+    def krb5_conf(self) -> Path:
+        return self.kerberos_dir / "krb5.conf"
+
+    @property
+    def realm(self) -> str:
+        return str(self.info["realm"])
+
+    def _user(self, user: str) -> Dict[str, str]:
+        if not self.secure or not self.info:
+            raise HarnessError("not a running secure harness")
+        try:
+            return dict(self.info["users"][user])
+        except KeyError:
+            raise HarnessError(f"no principal for {user!r} (users: {sorted(self.info['users'])})") from None
+
+    def principal(self, user: str) -> str:
+        """``user@REALM`` for one of :data:`SECURE_USERS`."""
+        return self._user(user)["principal"]
+
+    def keytab(self, user: str) -> Path:
+        return Path(self._user(user)["keytab"])
+
+    def kinit(self, user: str, ccache: os.PathLike, lifetime: Optional[str] = None) -> Dict[str, str]:
+        """Get a ticket for ``user`` (from its keytab) into the cache file ``ccache``; returns
+        the variables that make clients use it (``KRB5CCNAME``, ``KRB5_CONFIG``)."""
+        env = dict(os.environ, **self.env)
+        env["KRB5CCNAME"] = f"FILE:{ccache}"
+        cmd = ["kinit", "-kt", str(self.keytab(user))]
+        if lifetime:
+            cmd += ["-l", lifetime]
+        cmd.append(self.principal(user))
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30,
+                                  stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise HarnessUnavailable("kinit not found: run .ci/install-harness.sh (krb5-user)") from None
+        if proc.returncode != 0:
+            raise HarnessError(f"kinit {self.principal(user)} failed: {proc.stderr.strip()}")
+        return {"KRB5CCNAME": env["KRB5CCNAME"], "KRB5_CONFIG": env["KRB5_CONFIG"]}
+
+    def _secure_env(self) -> Dict[str, str]:
+        krb5 = str(self.krb5_conf)
+        java_krb5 = f"-Djava.security.krb5.conf={krb5}"
+        env = {
+            "KRB5_CONFIG": krb5,
+            # never the system's default cache (/tmp/krb5cc_<uid>): one in the harness dir
+            "KRB5CCNAME": f"FILE:{self.kerberos_dir / 'ccache'}",
+            "SKEIN_DRIVER_JAVA_OPTIONS": java_krb5,
+            "HADOOP_CLIENT_OPTS": java_krb5,
+            "CLUSTER_PACK_HARNESS_SECURE": "1",
+            "CLUSTER_PACK_HARNESS_KRB5_REALM": self.realm,
+        }
+        for user in self.info.get("users", {}):
+            env[f"CLUSTER_PACK_HARNESS_PRINCIPAL_{user.upper()}"] = self.principal(user)
+            env[f"CLUSTER_PACK_HARNESS_KEYTAB_{user.upper()}"] = str(self.keytab(user))
+        return env
+
     @property
     def java_home(self) -> Path:
         if self._java_home is None or self._java_major is None:
@@ -166,6 +243,8 @@ class HadoopCluster(ServerProcess):
         }
         if self.rm_address:
             env["CLUSTER_PACK_HARNESS_RM_ADDRESS"] = self.rm_address
+        if self.secure:
+            env.update(self._secure_env())
         return env
 
     # ------------------------------------------------------------------ lifecycle
@@ -185,6 +264,8 @@ class HadoopCluster(ServerProcess):
 
         opens = self.java_options
         container_opts = ["-Djava.net.preferIPv4Stack=true", *opens]
+        if self.secure:
+            container_opts.append(f"-Djava.security.krb5.conf={self.krb5_conf}")
         preload = ensure_bind_shim(log=log)
         cmd = [
             str(java_home / "bin" / "java"),
@@ -204,14 +285,24 @@ class HadoopCluster(ServerProcess):
         ]
         if not self.yarn:
             cmd.append("--no-yarn")
+        if self.secure:
+            cmd += ["--secure", "--secure-users", ",".join(SECURE_USERS)]
         if watch_parent:
             cmd.append("--exit-on-stdin-eof")
         env = dict(os.environ)
         for k in ("CLASSPATH", "HADOOP_CLASSPATH", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "HADOOP_HOME"):
             env.pop(k, None)
+        jvm_classpath = b.jvm_classpath()
+        if self.secure:
+            # Hadoop code that makes a fresh Configuration in this JVM after start (the NM's
+            # container localizer reading from HDFS) must see dfs.data.transfer.protection &
+            # co.: the conf dir, written once the clusters are up, is on the classpath (it must
+            # exist before the JVM starts, or the JVM takes it for a missing jar and skips it)
+            self.conf_dir.mkdir(parents=True, exist_ok=True)
+            jvm_classpath = os.pathsep.join([str(self.conf_dir), jvm_classpath])
         env.update(
             JAVA_HOME=str(java_home),
-            CLASSPATH=b.jvm_classpath(),
+            CLASSPATH=jvm_classpath,
             HADOOP_CONF_DIR=str(self.conf_dir),
             # containers inherit PATH (NM env whitelist): let them find the shims too
             PATH=str(self.bin_dir) + os.pathsep + env.get("PATH", os.defpath),
@@ -274,6 +365,7 @@ class HadoopCluster(ServerProcess):
             raise HarnessError(f"Hadoop harness in {self.base_dir} is not ready (no {self.ready_file})")
         self.info = json.loads(self.ready_file.read_text())
         self.yarn = bool(self.info.get("yarn"))
+        self.secure = bool(self.info.get("secure"))
         self._java_home = Path(self.info["java_home"])
         try:
             self.classpath = (self.workdir / "client-classpath.txt").read_text().strip()

@@ -31,12 +31,12 @@ class Harness:
 
     def __init__(self, directory: Optional[Union[str, os.PathLike]] = None, *, yarn: bool = True,
                  xmx: str = "2g", nm_memory_mb: int = 8192, nm_vcores: int = 8,
-                 bucket: Optional[str] = None, build: bool = True):
+                 bucket: Optional[str] = None, build: bool = True, secure: bool = False):
         self.dir = Path(directory).resolve() if directory else default_dir()
         self.hadoop: Optional[HadoopCluster] = None
         self.s3: Optional[S3Server] = None
         self._hadoop_kwargs: Dict[str, Any] = dict(yarn=yarn, xmx=xmx, nm_memory_mb=nm_memory_mb,
-                                                   nm_vcores=nm_vcores, build=build)
+                                                   nm_vcores=nm_vcores, build=build, secure=secure)
         self._s3_kwargs: Dict[str, Any] = {"bucket": bucket} if bucket else {}
         self.startup_seconds: Dict[str, float] = {}
 
@@ -173,6 +173,7 @@ class Harness:
             "dir": str(self.dir),
             "hadoop": bool(self.hadoop and self.hadoop.running()),
             "s3": bool(self.s3 and self.s3.running()),
+            **({"secure": self.hadoop.secure} if self.hadoop and self.hadoop.info else {}),
             **({"default_fs": self.hadoop.default_fs, "rm_address": self.hadoop.rm_address}
                if self.hadoop and self.hadoop.info else {}),
             **({"s3_endpoint_url": self.s3.endpoint_url, "bucket": self.s3.bucket}

@@ -4,6 +4,8 @@ Load it with ``pytest_plugins = ["cluster_pack_harness.pytest_plugin"]`` in a co
 
 Fixtures:
     hadoop_cluster  (session) HadoopCluster: .conf_dir, .default_fs, .env, .rm_address, .namenode_port
+    secure_hadoop_cluster (session) the same with Kerberos (a KDC, users alice and bob):
+                    .principal(user), .keytab(user), .kinit(user, ccache), .krb5_conf, .realm
     s3_server       (session) S3Server: .endpoint_url, .bucket, .key, .secret, .fs_args, .env, .client()
     hadoop_env      (function) os.environ patched with hadoop_cluster.env for one test
     s3_env          (function) os.environ patched with s3_server.env for one test
@@ -13,13 +15,18 @@ Nothing starts unless a test requests one of them. A part that cannot start beca
 prerequisite is missing (no JDK, no Maven/build, moto not installed) makes its tests skip on a
 developer machine and fail when ``CI`` is true (``CI=true``/``1``). Startup errors and timeouts
 always fail. With ``CLUSTER_PACK_HARNESS_DIR`` pointing at a harness started by
-``python -m cluster_pack_harness start``, the running parts are reused (and left running).
-Tests using hadoop_cluster/s3_server get the ``hdfs``/``s3`` markers automatically.
+``python -m cluster_pack_harness start``, the running parts are reused (and left running);
+``CLUSTER_PACK_HARNESS_SECURE_DIR`` does the same for one started with ``start --secure``
+(a secure harness is never reused as the plain one, nor the reverse).
+Tests using hadoop_cluster/s3_server get the ``hdfs``/``s3`` markers automatically,
+secure_hadoop_cluster the ``kerberos`` marker. The secure cluster needs ``kinit`` (krb5-user)
+besides the JDK: a missing one is a prerequisite like the others.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from typing import Callable, Dict, Iterator, Optional, Union
 
@@ -47,19 +54,22 @@ def _log(msg: str) -> None:
     print(f"[harness] {msg}", file=sys.stderr, flush=True)
 
 
-def _reuse_dir() -> Optional[str]:
-    return os.environ.get("CLUSTER_PACK_HARNESS_DIR") or None
+def _reuse_dir(kind: str = "hadoop") -> Optional[str]:
+    name = "CLUSTER_PACK_HARNESS_SECURE_DIR" if kind == "secure" else "CLUSTER_PACK_HARNESS_DIR"
+    return os.environ.get(name) or None
 
 
 def _attached(kind: str):
-    d = _reuse_dir()
+    d = _reuse_dir(kind)
     if not d:
         return None
     try:
         h = Harness.attach(d)
     except HarnessError:
         return None
-    part = h.hadoop if kind == "hadoop" else h.s3
+    part = h.s3 if kind == "s3" else h.hadoop
+    if isinstance(part, HadoopCluster) and part.secure != (kind == "secure"):
+        return None
     if part is not None:
         _log(f"reusing running {kind} from {d}")
     return part
@@ -103,6 +113,29 @@ def hadoop_cluster(_harness_base):
         watch_parent=True, log=_log))
 
 
+def _require_kinit() -> None:
+    if shutil.which("kinit") is None or shutil.which("klist") is None:
+        raise HarnessUnavailable("kinit/klist not found (Debian: apt-get install krb5-user); "
+                                 "run .ci/install-harness.sh")
+
+
+@pytest.fixture(scope="session")
+def secure_hadoop_cluster(tmp_path_factory):
+    """Kerberized HDFS + YARN for the session: a KDC (MiniKdc) on loopback, the daemons as
+    hdfs/localhost, users ``alice`` and ``bob`` with keytabs; SASL data transfer protection.
+
+    Its own directory (never the plain cluster's). Clients need a ticket: ``kinit(user, ccache)``.
+    """
+    cluster = HadoopCluster(tmp_path_factory.mktemp("secure-harness", numbered=True), secure=True)
+
+    def start() -> None:
+        _require_kinit()
+        cluster.start(timeout=float(os.environ.get("CLUSTER_PACK_HARNESS_TIMEOUT", "180")),
+                      watch_parent=True, log=_log)
+
+    yield from _session_part("secure", cluster, start)
+
+
 @pytest.fixture(scope="session")
 def s3_server(_harness_base):
     """Real S3 API (moto server) on 127.0.0.1 with one bucket (``.bucket``)."""
@@ -128,7 +161,7 @@ def harness_env(hadoop_env, s3_env):
 
 
 _AUTO_MARKS = {"hadoop_cluster": "hdfs", "hadoop_env": "hdfs", "s3_server": "s3", "s3_env": "s3",
-               "harness_env": "hdfs"}
+               "harness_env": "hdfs", "secure_hadoop_cluster": "kerberos"}
 
 
 def pytest_collection_modifyitems(config, items):

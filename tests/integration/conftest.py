@@ -90,16 +90,16 @@ def driver_env(hadoop_cluster) -> Dict[str, str]:
     return clean_env(hadoop_cluster.env)
 
 
-@pytest.fixture(scope="session")
-def run_driver(yarn_venv, driver_env, tmp_path_factory):
-    scripts = tmp_path_factory.mktemp("drivers")
+def driver_runner(venv: TestVenv, base_env: Dict[str, str], scripts: Path):
+    """``run(code, ...)``: run ``code`` with the python of ``venv`` and ``base_env``; the
+    decoded ``RESULT:`` line it prints (used with the plain and the secure cluster)."""
 
     def run(code: str, timeout: float = 600, cwd: Optional[Path] = None,
             extra_env: Optional[Dict[str, str]] = None) -> Any:
         script = scripts / f"driver_{time.monotonic_ns()}.py"
         script.write_text(textwrap.dedent(code))
-        proc = subprocess.run([yarn_venv.python, str(script)], cwd=cwd or yarn_venv.root.parent,
-                              env={**driver_env, **(extra_env or {})}, capture_output=True,
+        proc = subprocess.run([venv.python, str(script)], cwd=cwd or venv.root.parent,
+                              env={**base_env, **(extra_env or {})}, capture_output=True,
                               text=True, timeout=timeout)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT:")]
         if proc.returncode != 0 or not lines:
@@ -109,6 +109,11 @@ def run_driver(yarn_venv, driver_env, tmp_path_factory):
         return json.loads(lines[-1][len("RESULT:"):])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def run_driver(yarn_venv, driver_env, tmp_path_factory):
+    return driver_runner(yarn_venv, driver_env, tmp_path_factory.mktemp("drivers"))
 
 
 @pytest.fixture(scope="session")

@@ -34,3 +34,102 @@ def test_hdfs_url_keeps_the_netloc():
     pytest.importorskip("hdfs_native")
     store, path = Store.for_url("hdfs://127.0.0.1:9/user/u/envs/e.pex")
     assert store.url(path) == "hdfs://127.0.0.1:9/user/u/envs/e.pex"
+
+
+# hdfs-native's errors, as its Python binding raises them (RuntimeError with the Rust Debug text)
+NO_CRED = RuntimeError(
+    'GSSAPIError(GssMajorCodes { raw: "0x00070000", calling_error: "none", routine_error: '
+    '"GSS_S_NO_CRED", supplementary_info: "0x0000" }, 2529639053, "No credentials were '
+    'supplied, or the credentials were unavailable or inaccessible: No Kerberos credentials '
+    'available (default cache: FILE:/tmp/cc-x)")')
+EXPIRED = RuntimeError(
+    'GSSAPIError(GssMajorCodes { raw: "0x000d0000", calling_error: "none", routine_error: '
+    '"GSS_S_FAILURE", supplementary_info: "0x0000" }, 2529638944, "Unspecified GSS failure.  '
+    'Minor code may provide more information: Ticket expired")')
+DENIED = RuntimeError(
+    'RPCError("org.apache.hadoop.security.AccessControlException", "Permission denied: '
+    'user=bob, access=EXECUTE, inode=\\"/user/alice/envs\\":alice:alice:drwxr-x---\\n\\tat '
+    'org.apache.hadoop.hdfs.server.namenode.FSPermissionChecker.check(FSPermissionChecker.java:661)")')
+
+
+class _FakeClient:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def get_file_info(self, path):
+        raise self.exc
+
+    def list_status(self, path, recursive=False):
+        exc = self.exc
+
+        class FileStatusIter:  # lazy, like hdfs-native's: fails when iterated
+            def __iter__(self):
+                return self
+
+            def __next__(self):
+                raise exc
+
+        return FileStatusIter()
+
+
+@pytest.mark.parametrize("exc, says", [(NO_CRED, "no Kerberos ticket in FILE:/tmp/cc-now"),
+                                       (EXPIRED, "has expired")])
+def test_kerberos_failures_are_one_line_kerberos_errors(monkeypatch, exc, says):
+    from cluster_pack.errors import KerberosError, StorageError
+
+    monkeypatch.setenv("KRB5CCNAME", "FILE:/tmp/cc-now")
+    monkeypatch.setattr(storage_backends, "ticket_principal", lambda timeout=5.0: "alice@R")
+    client = storage_backends._KerberosAware(_FakeClient(exc), "hdfs://nn:8020/p")
+    for call in (lambda: client.get_file_info("/p"), lambda: list(client.list_status("/p"))):
+        with pytest.raises(KerberosError) as info:
+            call()
+        message = str(info.value)
+        assert isinstance(info.value, StorageError) and info.value.exit_code == 2
+        assert message.startswith("hdfs://nn:8020/p: ") and says in message and "kinit" in message
+        assert "\n" not in message and "GssMajorCodes" not in message
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+    if exc is EXPIRED:
+        assert "kinit alice@R" in message
+
+
+def test_missing_gssapi_library_says_what_to_install():
+    error = storage_backends.kerberos_error(
+        "hdfs://nn/p", RuntimeError("Failed to load libgssapi_krb5.so.2: cannot open"))
+    assert "libgssapi-krb5-2" in str(error) and "krb5-libs" in str(error)
+
+
+def test_namenode_refusal_is_a_permission_error_without_the_java_stack():
+    client = storage_backends._KerberosAware(_FakeClient(DENIED), "hdfs://nn/user/alice/envs")
+    with pytest.raises(PermissionError) as info:
+        client.get_file_info("/user/alice/envs")
+    message = str(info.value)
+    assert 'user=bob, access=EXECUTE, inode="/user/alice/envs":alice:alice:drwxr-x---' in message
+    assert "FSPermissionChecker" not in message and "\n" not in message
+
+
+def test_other_errors_pass_through_unchanged():
+    other = RuntimeError("something else")
+    client = storage_backends._KerberosAware(_FakeClient(other), "hdfs://nn/p")
+    with pytest.raises(RuntimeError) as info:
+        client.get_file_info("/p")
+    assert info.value is other
+
+
+def test_default_env_dir_on_a_kerberized_cluster_is_the_principals(tmp_path, monkeypatch):
+    from cluster_pack import settings
+    from cluster_pack.store import publish
+
+    (tmp_path / "core-site.xml").write_text(
+        "<configuration><property><name>fs.defaultFS</name><value>hdfs://nn:8020</value>"
+        "</property><property><name>hadoop.security.authentication</name>"
+        "<value>kerberos</value></property></configuration>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path))
+    monkeypatch.delenv("C_PACK_USER", raising=False)
+    monkeypatch.setattr(settings, "_overrides", {})
+    monkeypatch.setattr(storage_backends, "ticket_principal", lambda timeout=5.0: "alice/host@R.COM")
+    assert publish.default_env_dir() == "hdfs://nn:8020/user/alice/envs"
+    monkeypatch.setenv("C_PACK_USER", "bob")  # an explicit user still wins
+    assert publish.default_env_dir() == "hdfs://nn:8020/user/bob/envs"
+    monkeypatch.delenv("C_PACK_USER")
+    monkeypatch.setattr(storage_backends, "ticket_principal", lambda timeout=5.0: "")  # no ticket
+    assert publish.default_env_dir() == f"hdfs://nn:8020/user/{settings.get_current_user()}/envs"

@@ -8,6 +8,10 @@ or s3fs.
   resolved by hdfs-native itself from the files in ``$HADOOP_CONF_DIR``. Its default retry
   policy waits ~3 minutes for a namenode that is down: unless the Hadoop configuration or
   ``fs_args`` say otherwise, we use 3 failover attempts with 200-1000 ms sleeps (~2 s).
+  On a Kerberized cluster hdfs-native authenticates with GSSAPI from the ticket cache
+  (``KRB5CCNAME``, ``KRB5_CONFIG``): a missing or expired ticket, or a missing
+  libgssapi_krb5, becomes a :class:`~cluster_pack.errors.KerberosError` saying to ``kinit``
+  (and as whom when the cache names the principal). Tickets are never read or logged.
 * S3: s3fs; ``s3a://`` means ``s3://``. Endpoint/region/credentials come from ``fs_args``
   (``endpoint_url``, ``key``, ``secret``, ``client_kwargs``...) or the standard AWS
   variables/files. Error messages never contain the secret.
@@ -18,11 +22,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
+import shutil
+import subprocess
 import time
 from typing import Any, Dict, Iterator, List, NamedTuple
 from urllib.parse import urlparse
 
-from cluster_pack.errors import ConfigurationError, StorageError
+from cluster_pack.errors import ConfigurationError, KerberosError, StorageError
 from cluster_pack.store import hadoop_conf
 
 # fast failure for a namenode that is down (hdfs-native defaults hang ~3 minutes)
@@ -93,6 +100,119 @@ def hdfs_config(fs_args: Dict[str, Any]) -> Dict[str, str]:
     return config
 
 
+# what hdfs-native's errors say when Kerberos (GSSAPI, SASL) is what failed
+_KERBEROS_MARKERS = ("GSSAPIError", "GSSAPI error", "SASLError", "NoSASLMechanism",
+                     "No valid SASL mechanism", "javax.security.sasl.SaslException",
+                     "libgssapi_krb5", "Kerberos")
+_GSS_DETAIL = re.compile(r'"([^"]{8,})"\)?\s*$')
+
+
+def is_kerberos_error(exc: BaseException) -> bool:
+    """True if ``exc`` (from hdfs-native) is a Kerberos/SASL authentication failure."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in _KERBEROS_MARKERS)
+
+
+def ticket_principal(timeout: float = 5.0) -> str:
+    """The principal the ticket cache (``KRB5CCNAME`` or the default) belongs to, from
+    ``klist``; "" when there is no cache, no klist, or it does not answer in ``timeout``."""
+    klist = shutil.which("klist")
+    if not klist:
+        return ""
+    try:
+        out = subprocess.run([klist], capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    found = re.search(r"^Default principal:\s*(\S+)", out, re.MULTILINE)
+    return found.group(1) if found else ""
+
+
+def kerberos_error(url: str, exc: BaseException) -> KerberosError:
+    """One line saying what to do about a Kerberos failure talking to ``url``."""
+    text = str(exc)
+    detail = _GSS_DETAIL.search(text)
+    reason = detail.group(1) if detail else text.splitlines()[0] if text else type(exc).__name__
+    cache = os.environ.get("KRB5CCNAME", "the default ticket cache")
+    if "libgssapi_krb5" in text or "Failed to load" in text:
+        return KerberosError(
+            f"{url}: Kerberos needs the GSSAPI library libgssapi_krb5.so.2, which cannot be "
+            "loaded: install it (Debian/Ubuntu: apt-get install libgssapi-krb5-2; RHEL: "
+            "yum install krb5-libs) or point LD_LIBRARY_PATH at it")
+    if "expired" in text.lower():
+        who = ticket_principal()
+        what = f"the Kerberos ticket of {who}" if who else "the Kerberos ticket"
+        return KerberosError(
+            f"{url}: {what} in {cache} has expired: run `kinit {who or '<principal>'}` "
+            "(or `kinit -kt <keytab> <principal>`) and retry")
+    if "GSS_S_NO_CRED" in text or "No Kerberos credentials" in text or "No credentials" in text:
+        return KerberosError(
+            f"{url}: no Kerberos ticket in {cache}: run `kinit <principal>` (or `kinit -kt "
+            "<keytab> <principal>`; KRB5CCNAME chooses the cache) and retry")
+    who = ticket_principal()
+    as_whom = f" as {who}" if who else ""
+    return KerberosError(
+        f"{url}: Kerberos authentication{as_whom} failed ({reason}): check the ticket "
+        f"(`klist`), KRB5_CONFIG and the cluster's principals, then `kinit` again")
+
+
+class _KerberosAware:
+    """Wraps an hdfs-native client: a Kerberos failure of any call is a KerberosError, a
+    refusal of the namenode (AccessControlException) a PermissionError."""
+
+    def __init__(self, client: Any, url: str):
+        self._client = client
+        self._url = url
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+        url = self._url
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _client_errors(url):
+                result = attr(*args, **kwargs)
+            if type(result).__name__.endswith("Iter"):  # lazy listings connect when iterated
+                return _checked_iter(result, url)
+            return result
+
+        return call
+
+
+_ACCESS_DENIED = "org.apache.hadoop.security.AccessControlException"
+_JAVA_MESSAGE = re.compile(r'AccessControlException", "(.*?)(?:\\n|"\))', re.DOTALL)
+
+
+@contextlib.contextmanager
+def _client_errors(url: str) -> Iterator[None]:
+    """hdfs-native's RuntimeErrors as what they mean: KerberosError, PermissionError."""
+    try:
+        yield
+    except KerberosError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hdfs-native raises RuntimeError/OSError
+        if is_kerberos_error(exc):
+            raise kerberos_error(url, exc) from None
+        text = str(exc)
+        if _ACCESS_DENIED in text and not isinstance(exc, PermissionError):
+            # the namenode's message without its Java stack trace
+            found = _JAVA_MESSAGE.search(text)
+            message = found.group(1).replace('\\"', '"') if found else "permission denied"
+            raise PermissionError(f"{url}: {message}") from None
+        raise
+
+
+def _checked_iter(iterator: Any, url: str) -> Iterator[Any]:
+    while True:
+        with _client_errors(url):
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+        yield item
+
+
 def _hdfs(url: str, scheme: str, host: Any, port: Any, fs_args: Dict[str, Any]) -> Any:
     try:
         from hdfs_native.fsspec import HdfsFileSystem, ViewfsFileSystem
@@ -111,7 +231,11 @@ def _hdfs(url: str, scheme: str, host: Any, port: Any, fs_args: Dict[str, Any]) 
             self.client.mkdirs(self._strip_protocol(path), DIR_MODE, True)
 
     try:
-        return _Fs(host or None, port or None, **hdfs_config(fs_args))
+        fs = _Fs(host or None, port or None, **hdfs_config(fs_args))
+        fs.client = _KerberosAware(fs.client, url)
+        return fs
+    except KerberosError:
+        raise
     except OSError as exc:
         raise StorageError(f"connecting to {url} failed: {exc}") from None
     except Exception as exc:  # hdfs-native raises RuntimeError on a bad configuration
@@ -281,11 +405,15 @@ def hdfs_lock(fs: Any, path: str, timeout: float = 600.0) -> Iterator[None]:
             with fs.open(lock_path, "wb", overwrite=False) as handle:
                 handle.write(f"{os.getpid()}\n".encode())
             break
+        except KerberosError:
+            raise
         except (FileExistsError, OSError) as exc:
             try:
                 info = fs.info(lock_path)
             except FileNotFoundError:
                 continue
+            except KerberosError:
+                raise
             except OSError:
                 raise StorageError(f"locking {lock_path} failed: {exc}") from None
             age = time.time() - info.get("modification_time", 0) / 1000.0

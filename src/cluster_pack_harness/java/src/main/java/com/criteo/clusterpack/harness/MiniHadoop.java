@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.hadoop.conf.Configuration;
@@ -21,6 +22,9 @@ import org.apache.hadoop.hdfs.DistributedFileSystem;
 import org.apache.hadoop.hdfs.HdfsConfiguration;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
 import org.apache.hadoop.hdfs.protocol.HdfsConstants;
+import org.apache.hadoop.minikdc.MiniKdc;
+import org.apache.hadoop.security.SecurityUtil;
+import org.apache.hadoop.security.authentication.util.KerberosName;
 import org.apache.hadoop.security.UserGroupInformation;
 import org.apache.hadoop.util.VersionInfo;
 import org.apache.hadoop.yarn.api.records.NodeReport;
@@ -45,6 +49,13 @@ import org.apache.hadoop.yarn.server.MiniYARNCluster;
  * <p>System properties read: {@code harness.container.java.opts} (options put in
  * {@code JDK_JAVA_OPTIONS} of every container the NodeManager launches) and
  * {@code harness.container.ld.preload} (a library put in the containers' {@code LD_PRELOAD}).
+ *
+ * <p>With {@code --secure} it first starts a KDC (Hadoop's MiniKdc) on loopback, writes
+ * {@code <dir>/kerberos/{krb5.conf,service.keytab,<user>.keytab}}, and runs HDFS and YARN with
+ * Kerberos authentication, block access tokens and SASL data transfer protection
+ * ({@code authentication}, non-privileged ports allowed with {@code ignore.secure.ports.for.testing}
+ * as in Hadoop's own secure tests). All daemons share one JVM, hence one login user: they all
+ * run as {@code hdfs/localhost} (the HTTP endpoints as {@code HTTP/localhost}).
  */
 public final class MiniHadoop {
 
@@ -56,6 +67,11 @@ public final class MiniHadoop {
   private final boolean startYarn;
   private final boolean exitOnStdinEof;
   private final String user;
+  private final boolean secure;
+  private final List<String> secureUsers = new ArrayList<>();
+  private File krbDir;
+  private MiniKdc kdc;
+  private String realm;
 
   private MiniDFSCluster dfs;
   private MiniYARNCluster yarn;
@@ -70,6 +86,12 @@ public final class MiniHadoop {
     this.startYarn = !opts.containsKey("no-yarn");
     this.exitOnStdinEof = opts.containsKey("exit-on-stdin-eof");
     this.user = opts.getOrDefault("user", System.getProperty("user.name"));
+    this.secure = opts.containsKey("secure");
+    for (String u : opts.getOrDefault("secure-users", "alice,bob").split(",")) {
+      if (!u.trim().isEmpty()) {
+        secureUsers.add(u.trim());
+      }
+    }
   }
 
   public static void main(String[] args) throws Exception {
@@ -80,7 +102,7 @@ public final class MiniHadoop {
         throw new IllegalArgumentException("unexpected argument: " + a);
       }
       String key = a.substring(2);
-      if (key.equals("no-yarn") || key.equals("exit-on-stdin-eof")) {
+      if (key.equals("no-yarn") || key.equals("exit-on-stdin-eof") || key.equals("secure")) {
         opts.put(key, "true");
       } else {
         if (i + 1 >= args.length) {
@@ -118,6 +140,9 @@ public final class MiniHadoop {
     File tmp = new File(dir, "tmp");
     tmp.mkdirs();
 
+    if (secure) {
+      startKdc();
+    }
     Configuration conf = new YarnConfiguration(new HdfsConfiguration());
     conf.set("hadoop.tmp.dir", tmp.getAbsolutePath());
     conf.set("hadoop.security.authentication", "simple");
@@ -182,6 +207,9 @@ public final class MiniHadoop {
     conf.set("yarn.app.mapreduce.am.command-opts", ("-Xmx512m " + containerOpts).trim());
     conf.set("mapreduce.admin.map.child.java.opts", containerOpts);
     conf.set("mapreduce.admin.reduce.child.java.opts", containerOpts);
+    if (secure) {
+      secureConf(conf);
+    }
 
     // ---- start HDFS
     File dfsBase = new File(dir, "dfs");
@@ -244,6 +272,115 @@ public final class MiniHadoop {
     fs.setPermission(new Path("/user"), new FsPermission((short) 0755));
     fs.setOwner(home, user, group);
     fs.setPermission(home, new FsPermission((short) 0755));
+    for (String u : secure ? secureUsers : new ArrayList<String>()) {
+      Path h = new Path("/user/" + u);
+      fs.mkdirs(h);
+      fs.setOwner(h, u, u);
+      fs.setPermission(h, new FsPermission((short) 0755));
+    }
+  }
+
+  // ------------------------------------------------------------------ secure mode
+
+  private String principal(String name) {
+    return name + "@" + realm;
+  }
+
+  /** KDC on loopback, one keytab for the daemons, one per user, a krb5.conf for Java and MIT clients. */
+  private void startKdc() throws Exception {
+    long t0 = System.currentTimeMillis();
+    krbDir = new File(dir, "kerberos");
+    krbDir.mkdirs();
+    restrict(krbDir, true);
+    Properties kconf = MiniKdc.createConf();
+    kconf.setProperty(MiniKdc.KDC_BIND_ADDRESS, "localhost");
+    kconf.setProperty(MiniKdc.MIN_TICKET_LIFETIME, "1000");
+    kdc = new MiniKdc(kconf, new File(dir, "kdc"));
+    kdc.start();
+    realm = kdc.getRealm();
+    File serviceKeytab = new File(krbDir, "service.keytab");
+    kdc.createPrincipal(serviceKeytab, "hdfs/localhost", "HTTP/localhost");
+    restrict(serviceKeytab, false);
+    for (String u : secureUsers) {
+      File kt = new File(krbDir, u + ".keytab");
+      kdc.createPrincipal(kt, u);
+      restrict(kt, false);
+    }
+    // One krb5.conf for the daemons (this JVM), Java clients (-Djava.security.krb5.conf) and MIT
+    // clients (KRB5_CONFIG): TCP only, no DNS, and a ticket cache that is never the system one.
+    String krb5 = "[libdefaults]\n"
+        + "  default_realm = " + realm + "\n"
+        + "  dns_lookup_kdc = false\n"
+        + "  dns_lookup_realm = false\n"
+        + "  dns_canonicalize_hostname = false\n"
+        + "  rdns = false\n"
+        + "  udp_preference_limit = 1\n"
+        + "  forwardable = true\n"
+        + "  default_ccache_name = FILE:" + new File(krbDir, "ccache-default").getAbsolutePath() + "\n"
+        + "[realms]\n"
+        + "  " + realm + " = {\n"
+        + "    kdc = localhost:" + kdc.getPort() + "\n"
+        + "  }\n"
+        + "[domain_realm]\n"
+        + "  localhost = " + realm + "\n"
+        + "  127.0.0.1 = " + realm + "\n";
+    File krb5conf = new File(krbDir, "krb5.conf");
+    Files.write(krb5conf.toPath(), krb5.getBytes(StandardCharsets.UTF_8));
+    System.setProperty("java.security.krb5.conf", krb5conf.getAbsolutePath());
+    KerberosName.resetDefaultRealm();
+    log("KDC up on localhost:" + kdc.getPort() + ", realm " + realm + ", principals for hdfs/localhost, "
+        + "HTTP/localhost, " + String.join(", ", secureUsers) + " after " + (System.currentTimeMillis() - t0) + " ms");
+  }
+
+  /** Owner-only permissions (keytabs are credentials). */
+  private static void restrict(File f, boolean directory) {
+    f.setReadable(false, false);
+    f.setWritable(false, false);
+    f.setExecutable(false, false);
+    f.setReadable(true, true);
+    f.setWritable(true, true);
+    if (directory) {
+      f.setExecutable(true, true);
+    }
+  }
+
+  private void secureConf(Configuration conf) {
+    String keytab = new File(krbDir, "service.keytab").getAbsolutePath();
+    String service = principal("hdfs/localhost");
+    String http = principal("HTTP/localhost");
+    conf.set("hadoop.security.authentication", "kerberos");
+    conf.setBoolean("hadoop.security.authorization", false);
+    // users of the KDC have no Unix account here: give them groups without a shell lookup
+    StringBuilder groups = new StringBuilder("dr.who=;hdfs=hdfs,supergroup");
+    for (String u : secureUsers) {
+      groups.append(';').append(u).append('=').append(u);
+    }
+    conf.set("hadoop.user.group.static.mapping.overrides", groups.toString());
+    // ---- HDFS (as Hadoop's SaslDataTransferTestCase, with ignore.secure.ports instead of HTTPS)
+    conf.set("dfs.namenode.kerberos.principal", service);
+    conf.set("dfs.namenode.keytab.file", keytab);
+    conf.set("dfs.datanode.kerberos.principal", service);
+    conf.set("dfs.datanode.keytab.file", keytab);
+    conf.set("dfs.web.authentication.kerberos.principal", http);
+    conf.set("dfs.web.authentication.kerberos.keytab", keytab);
+    conf.set("dfs.namenode.kerberos.internal.spnego.principal", http);
+    conf.setBoolean("dfs.block.access.token.enable", true);
+    conf.set("dfs.data.transfer.protection", "authentication");
+    conf.set("dfs.http.policy", "HTTP_ONLY");
+    conf.setBoolean("ignore.secure.ports.for.testing", true);
+    conf.setInt("ipc.client.connect.max.retries.on.sasl", 10);
+    // ---- YARN
+    conf.set(YarnConfiguration.RM_PRINCIPAL, service);
+    conf.set(YarnConfiguration.RM_KEYTAB, keytab);
+    conf.set(YarnConfiguration.NM_PRINCIPAL, service);
+    conf.set(YarnConfiguration.NM_KEYTAB, keytab);
+    conf.set("yarn.resourcemanager.webapp.spnego-principal", http);
+    conf.set("yarn.resourcemanager.webapp.spnego-keytab-file", keytab);
+    conf.set("yarn.nodemanager.webapp.spnego-principal", http);
+    conf.set("yarn.nodemanager.webapp.spnego-keytab-file", keytab);
+    conf.setBoolean("yarn.resourcemanager.webapp.delegation-token-auth-filter.enabled", false);
+    SecurityUtil.setAuthenticationMethod(UserGroupInformation.AuthenticationMethod.KERBEROS, conf);
+    UserGroupInformation.setConfiguration(conf);
   }
 
   private void waitForRunningNode(Configuration yconf) throws Exception {
@@ -297,7 +434,10 @@ public final class MiniHadoop {
     confDir.mkdirs();
     Map<String, String> core = new LinkedHashMap<>();
     core.put("fs.defaultFS", defaultFs);
-    core.put("hadoop.security.authentication", "simple");
+    core.put("hadoop.security.authentication", secure ? "kerberos" : "simple");
+    if (secure) {
+      core.put("hadoop.user.group.static.mapping.overrides", conf.get("hadoop.user.group.static.mapping.overrides"));
+    }
     writeXml(new File(confDir, "core-site.xml"), core);
 
     Map<String, String> hdfs = new LinkedHashMap<>();
@@ -306,6 +446,13 @@ public final class MiniHadoop {
     hdfs.put("dfs.namenode.rpc-address", "127.0.0.1:" + dfs.getNameNodePort());
     hdfs.put("dfs.namenode.http-address", "127.0.0.1:" + dfs.getNameNode().getHttpAddress().getPort());
     hdfs.put("dfs.client.use.datanode.hostname", "false");
+    if (secure) {
+      for (String k : new String[] {"dfs.namenode.kerberos.principal", "dfs.datanode.kerberos.principal",
+          "dfs.web.authentication.kerberos.principal", "dfs.block.access.token.enable",
+          "dfs.data.transfer.protection", "dfs.http.policy"}) {
+        hdfs.put(k, conf.get(k));
+      }
+    }
     writeXml(new File(confDir, "hdfs-site.xml"), hdfs);
 
     Map<String, String> y = new LinkedHashMap<>();
@@ -327,12 +474,16 @@ public final class MiniHadoop {
       y.put(YarnConfiguration.TIMELINE_SERVICE_ENABLED, "false");
       y.put(YarnConfiguration.LOG_AGGREGATION_ENABLED, "false");
       y.put(YarnConfiguration.NM_LOG_DIRS, yarn.getNodeManager(0).getConfig().get(YarnConfiguration.NM_LOG_DIRS));
+      if (secure) {
+        y.put(YarnConfiguration.RM_PRINCIPAL, conf.get(YarnConfiguration.RM_PRINCIPAL));
+        y.put(YarnConfiguration.NM_PRINCIPAL, conf.get(YarnConfiguration.NM_PRINCIPAL));
+      }
       // There is no Hadoop distribution: containers (skein's ApplicationMaster, MapReduce ...)
       // get the harness' own Maven classpath, prefixed with this conf dir.
       List<String> cp = new ArrayList<>();
       cp.add(confDir.getAbsolutePath());
       for (String e : System.getProperty("java.class.path").split(File.pathSeparator)) {
-        if (!e.isEmpty() && !e.contains("cluster-pack-harness")) {
+        if (!e.isEmpty() && !e.contains("cluster-pack-harness") && !new File(e).getAbsoluteFile().equals(confDir)) {
           cp.add(e);
         }
       }
@@ -374,6 +525,21 @@ public final class MiniHadoop {
     r.put("java_version", json(System.getProperty("java.version")));
     r.put("java_home", json(System.getProperty("java.home")));
     r.put("yarn", yarn != null ? "true" : "false");
+    r.put("secure", secure ? "true" : "false");
+    if (secure) {
+      r.put("realm", json(realm));
+      r.put("kdc_port", Integer.toString(kdc.getPort()));
+      r.put("krb5_conf", json(new File(krbDir, "krb5.conf").getAbsolutePath()));
+      r.put("service_principal", json(principal("hdfs/localhost")));
+      StringBuilder users = new StringBuilder("{");
+      for (int i = 0; i < secureUsers.size(); i++) {
+        String u = secureUsers.get(i);
+        users.append(i > 0 ? ", " : "").append(json(u)).append(": {\"principal\": ")
+            .append(json(principal(u))).append(", \"keytab\": ")
+            .append(json(new File(krbDir, u + ".keytab").getAbsolutePath())).append('}');
+      }
+      r.put("users", users.append('}').toString());
+    }
     if (yarn != null) {
       Configuration yc = yarn.getConfig();
       r.put("rm_address", json(yc.get(YarnConfiguration.RM_ADDRESS)));
@@ -494,6 +660,13 @@ public final class MiniHadoop {
         dfs.shutdown();
       } catch (Throwable t) {
         log("error stopping HDFS: " + t);
+      }
+    }
+    if (kdc != null) {
+      try {
+        kdc.stop();
+      } catch (Throwable t) {
+        log("error stopping the KDC: " + t);
       }
     }
     try (OutputStream out = Files.newOutputStream(new File(dir, "stopped").toPath())) {

@@ -1,0 +1,372 @@
+"""cluster-pack on a Kerberized cluster: the secure harness (MiniKdc + HDFS/YARN with Kerberos,
+block tokens and SASL data transfer protection), used by the real clients.
+
+One session-scoped ``secure_hadoop_cluster``; users ``alice`` and ``bob`` get tickets from
+their keytabs into per-test caches (``KRB5CCNAME``). Publishing runs with the python of the
+REAL test venv shared with the YARN tests (``yarn_venv``), and the CLI is that venv's
+``python -m cluster_pack``. Every output of these tests is kept and scanned at the end for
+ticket and keytab content (``test_no_ticket_or_keytab_content_anywhere``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import pytest
+
+from tests.integration.conftest import driver_runner
+from tests.venvs import clean_env
+
+pytestmark = [pytest.mark.kerberos, pytest.mark.hdfs, pytest.mark.timeout(600)]
+
+# every stdout/stderr/log/manifest these tests saw: scanned for secrets at the end
+OUTPUTS: List[str] = []
+FAIL_FAST_SECONDS = 15.0  # a CLI command without a valid ticket (python start-up included)
+
+
+@pytest.fixture(scope="module")
+def krb(secure_hadoop_cluster, tmp_path_factory):
+    """The secure cluster, its client environment, and ``ticket(user)``."""
+    cluster = secure_hadoop_cluster
+    caches = tmp_path_factory.mktemp("krb-ccaches")
+
+    class Krb:
+        base_env = clean_env(cluster.env)
+        default_fs = cluster.default_fs
+        envs = f"{cluster.default_fs}/user/alice/envs"
+
+        @staticmethod
+        def ticket(user: str, lifetime: Optional[str] = None) -> Dict[str, str]:
+            cache = caches / f"{user}-{time.monotonic_ns()}"
+            return cluster.kinit(user, cache, lifetime=lifetime)
+
+        @staticmethod
+        def no_ticket() -> Dict[str, str]:
+            return {"KRB5CCNAME": f"FILE:{caches / 'never-created'}"}
+
+    Krb.cluster = cluster  # type: ignore[attr-defined]
+    return Krb
+
+
+@pytest.fixture(scope="module")
+def secure_driver(krb, yarn_venv, tmp_path_factory):
+    return driver_runner(yarn_venv, krb.base_env, tmp_path_factory.mktemp("krb-drivers"))
+
+
+@pytest.fixture(scope="module")
+def cli(krb, yarn_venv):
+    """``cli(args, ticket_env)``: the test venv's ``python -m cluster_pack``; returns
+    (returncode, stdout, stderr, seconds)."""
+
+    def run(args: Sequence[str], env: Dict[str, str], timeout: float = 120):
+        t0 = time.monotonic()
+        proc = subprocess.run([str(yarn_venv.python), "-m", "cluster_pack", *args],
+                              env={**krb.base_env, **env}, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+        OUTPUTS.extend([proc.stdout, proc.stderr])
+        return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0
+
+    return run
+
+
+def _driver(secure_driver, code: str, env: Dict[str, str]):
+    result = secure_driver(code, extra_env=env)
+    OUTPUTS.append(json.dumps(result))
+    return result
+
+
+# ------------------------------------------------------------------------------- harness
+
+
+def test_secure_harness_kdc_keytabs_and_kerberized_hdfs(krb, tmp_path):
+    cluster = krb.cluster
+    assert cluster.info["secure"] is True and cluster.realm
+    assert os.stat(cluster.kerberos_dir).st_mode & 0o777 == 0o700
+    for user in ("alice", "bob"):
+        assert os.stat(cluster.keytab(user)).st_mode & 0o777 == 0o600
+        assert cluster.principal(user) == f"{user}@{cluster.realm}"
+    env = cluster.env
+    assert env["KRB5_CONFIG"] == str(cluster.krb5_conf) and cluster.krb5_conf.is_file()
+    assert "-Djava.security.krb5.conf=" in env["SKEIN_DRIVER_JAVA_OPTIONS"]
+    core = (cluster.conf_dir / "core-site.xml").read_text()
+    hdfs_site = (cluster.conf_dir / "hdfs-site.xml").read_text()
+    assert "<value>kerberos</value>" in core
+    assert "dfs.data.transfer.protection" in hdfs_site and "<value>authentication</value>" in hdfs_site
+
+    # hdfs-native, as alice (GSSAPI to the namenode, SASL + block token to the datanode)
+    code = f"""
+import json
+from hdfs_native import Client
+c = Client({krb.default_fs!r})
+w = c.create("/user/alice/krb-probe"); w.write(b"kerberized"); w.close()
+st = c.get_file_info("/user/alice/krb-probe")
+print(json.dumps([c.read("/user/alice/krb-probe").read().decode(), st.owner]))
+c.delete("/user/alice/krb-probe", False)
+"""
+    proc = subprocess.run([sys.executable, "-c", code],
+                          env={**krb.base_env, **krb.ticket("alice")}, capture_output=True,
+                          text=True, timeout=60)
+    OUTPUTS.extend([proc.stdout, proc.stderr])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["kerberized", "alice"]
+
+
+# ------------------------------------------------------------------------------- publishing
+
+
+def test_upload_env_noop_reupload_upload_zip_and_cli_as_alice(krb, secure_driver, cli, tmp_path):
+    alice = krb.ticket("alice")
+    target = f"{krb.envs}/krb.pex"
+    result = _driver(secure_driver, f"""
+import json, time, cluster_pack
+from cluster_pack.store import publish
+t0 = time.monotonic()
+path, name = cluster_pack.upload_env(package_path={target!r})
+t1 = time.monotonic()
+again = publish.publish_env(package_path={target!r})
+print("RESULT:" + json.dumps({{"path": path, "first": t1 - t0, "again_built": again.built,
+                               "default_dir": publish.default_env_dir(),
+                               "again_bytes": again.uploaded_bytes,
+                               "again_seconds": time.monotonic() - t1}}))
+""", alice)
+    assert result["path"] == target
+    assert result["again_built"] is False and result["again_bytes"] == 0, result
+    # default paths follow the principal's short name, not the login name
+    assert result["default_dir"] == krb.envs, result
+
+    code, out, err, _ = cli(["ls", "--json", krb.envs], alice)
+    assert code == 0, err
+    assert "krb.pex" in out
+
+    dest = tmp_path / "fetched"
+    code, out, err, _ = cli(["fetch", target, str(dest)], alice)
+    assert code == 0, err
+    assert (dest / "krb.pex").exists()
+
+    local = _small_pex(tmp_path / "small.pex")
+    copy = f"{krb.envs}/copy.pex"
+    code, out, err, _ = cli(["upload-zip", "--json", "--package-path", copy, str(local)], alice)
+    assert code == 0, err
+    code, out, err, _ = cli(["upload-zip", "--json", "--package-path", copy, str(local)], alice)
+    assert code == 0 and json.loads(out)["uploaded_bytes"] == 0, (out, err)
+
+    code, out, err, _ = cli(["gc", "--json", krb.envs], alice)
+    assert code == 0, err
+
+    # private to alice: directory 0750 alice:alice (SECURITY.md), manifests 0640
+    code, out, err, _ = cli(["info", "--json", target], alice)
+    assert code == 0, err
+    OUTPUTS.append(out)
+
+
+def _small_pex(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("PEX-INFO", json.dumps({"distributions": {}}))
+        zf.writestr("__main__.py", "print('hello from a kerberized pex')\n")
+    return path
+
+
+def _expired_ticket(krb) -> Dict[str, str]:
+    env = krb.ticket("alice", lifetime="2s")
+    time.sleep(2.5)
+    return env
+
+
+def test_without_or_with_an_expired_ticket_every_command_fails_fast_in_one_line(
+        krb, cli, secure_driver, tmp_path):
+    target = f"{krb.envs}/krb.pex"
+    local = _small_pex(tmp_path / "some.pex")
+    commands = [["ls", krb.envs], ["fetch", target, str(tmp_path / "f")], ["gc", krb.envs],
+                ["info", target], ["upload-zip", "--package-path", f"{krb.envs}/x.pex", str(local)]]
+    cases = {"no ticket": (krb.no_ticket(), "no Kerberos ticket"),
+             "expired": (_expired_ticket(krb), "has expired")}
+    for case, (env, says) in cases.items():
+        for args in commands:
+            code, out, err, seconds = cli(args, env)
+            lines = err.strip().splitlines()
+            where = f"{case}: cluster-pack {' '.join(args)} -> {code}: {err!r}"
+            assert code == 2, where
+            assert len(lines) == 1 and lines[0].startswith("Error: "), where
+            assert says in lines[0] and "kinit" in lines[0], where
+            assert "Traceback" not in err and "GssMajorCodes" not in err, where
+            assert seconds < FAIL_FAST_SECONDS, where
+        if case == "expired":  # names the principal to kinit as
+            assert "kinit alice@" in lines[0], lines[0]
+
+    # the API: upload_env raises KerberosError before packing anything
+    result = _driver(secure_driver, f"""
+import json, time, cluster_pack
+from cluster_pack.errors import KerberosError, StorageError
+t0 = time.monotonic()
+try:
+    cluster_pack.upload_env(package_path={target!r})
+    outcome = "uploaded"
+except KerberosError as exc:
+    outcome = ["KerberosError", isinstance(exc, StorageError), exc.exit_code, str(exc)]
+print("RESULT:" + json.dumps({{"outcome": outcome, "seconds": time.monotonic() - t0}}))
+""", krb.no_ticket())
+    kind, is_storage, exit_code, message = result["outcome"]
+    assert (kind, is_storage, exit_code) == ("KerberosError", True, 2)
+    assert "kinit" in message and result["seconds"] < FAIL_FAST_SECONDS
+
+
+# ------------------------------------------------------------------------------- permissions
+
+
+def test_bob_can_neither_read_nor_overwrite_alices_environment(krb, cli, tmp_path):
+    target = f"{krb.envs}/krb.pex"
+    alice, bob = krb.ticket("alice"), krb.ticket("bob")
+    code, before, err, _ = cli(["info", "--json", target], alice)
+    assert code == 0, err
+
+    code, out, err, _ = cli(["fetch", target, str(tmp_path / "stolen")], bob)
+    assert code != 0 and "ermission" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "stolen" / "krb.pex").exists()
+    code, out, err, _ = cli(["info", target], bob)
+    assert code != 0 and "ermission" in err, err
+
+    fake = _small_pex(tmp_path / "fake.pex")
+    code, out, err, _ = cli(["upload-zip", "--force", "--package-path", target, str(fake)], bob)
+    assert code != 0 and "ermission" in err, err
+    code, out, err, _ = cli(["upload-zip", "--package-path", f"{krb.envs}/bobs.pex", str(fake)], bob)
+    assert code != 0 and "ermission" in err, err
+
+    code, after, err, _ = cli(["info", "--json", target], alice)
+    assert code == 0 and after == before, err
+
+
+# ------------------------------------------------------------------------------- YARN
+
+
+def test_submit_func_on_secure_yarn_tokens_and_a_job_launching_a_job(krb, secure_driver):
+    """submit_func with a ticket: the containers localize the environment from secure HDFS
+    with the app's HDFS delegation token (skein gets it for ``hadoop_file_systems``), read HDFS
+    with it (hdfs-native in the container), and the parent submits a child application with
+    the ticket cache shipped to it (the original's rule). Two YARN applications in all."""
+    pkg = f"{krb.envs}/krb.pex"
+    bin_dir = krb.cluster.env["CLUSTER_PACK_HARNESS_BIN"]
+    result = _driver(secure_driver, f"""
+import json, os, time
+import skein
+from cluster_pack.skein import skein_launcher
+
+def child(n):
+    return ("child", n * 2)
+
+def parent(a, b):
+    import os
+    import skein
+    import cluster_pack
+    from cluster_pack.skein import skein_launcher as sl
+    from cluster_pack.store.storage import Store
+    tokens = open(os.environ["HADOOP_TOKEN_FILE_LOCATION"], "rb").read()
+    store, path = Store.for_url({pkg!r})
+    reads_hdfs = store.exists(path)
+    # hdfs-native with the delegation token alone (no ticket cache): a fresh process
+    import subprocess, sys
+    probe = ("from cluster_pack.store.storage import Store; s, p = Store.for_url(%r); "
+             "print(s.exists(p))" % {pkg!r})
+    env = {{k: v for k, v in os.environ.items() if k != "KRB5CCNAME"}}
+    env["KRB5CCNAME"] = "FILE:/nonexistent/cpack-no-ticket"
+    token_only = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                                text=True, timeout=60)
+    token_only = (token_only.stdout.strip() or token_only.stderr.strip()[-300:])
+    published, _ = cluster_pack.upload_env(package_path={pkg!r})  # in a container: reuses
+    with skein.Client() as client:
+        app_id = sl.submit_func(client, child, args=[21], package_path=published,
+                                memory="512 MiB", name="child")
+        ok = sl.wait_for_finished(client, app_id, poll_every_secs=1)
+        logs = sl.get_application_logs(client, app_id, log_tries=10)
+    text = "\\n".join(logs.values()) if logs else ""
+    return {{"sum": a + b, "hdfs_token": b"HDFS_DELEGATION_TOKEN" in tokens,
+            "reads_hdfs": reads_hdfs, "krb5ccname": os.environ.get("KRB5CCNAME"),
+            "token_only": token_only,
+            "child_ok": ok, "child_logged": "child returned ('child', 42)" in text}}
+
+t0 = time.monotonic()
+with skein.Client() as client:
+    app_id = skein_launcher.submit_func(
+        client, parent, args=[2, 3], package_path={pkg!r}, memory="768 MiB", name="parent",
+        hadoop_file_systems=[{krb.default_fs!r}],
+        env_vars={{"PATH": {bin_dir!r} + ":/usr/local/bin:/usr/bin:/bin"}})
+    ok = skein_launcher.wait_for_finished(client, app_id, poll_every_secs=1)
+    logs = skein_launcher.get_application_logs(client, app_id, log_tries=10)
+    logs = dict(logs.items()) if logs else {{}}
+print("RESULT:" + json.dumps({{"ok": ok, "logs": logs, "seconds": time.monotonic() - t0}}))
+""", krb.ticket("alice"))
+    text = "\n".join(result["logs"].values())
+    assert result["ok"], text
+    line = next(ln for ln in text.splitlines() if "parent returned" in ln)
+    assert "'sum': 5" in line and "'hdfs_token': True" in line, line
+    assert "'reads_hdfs': True" in line, line
+    assert "'token_only': 'True'" in line, line  # hdfs-native with the HDFS token alone
+    # the original's rule: the ticket cache travels as a private YARN resource of the app
+    # (localized in the container's directory), never by content in the environment
+    assert "'krb5ccname': 'FILE:alice-" in line, line
+    assert "'child_ok': True" in line and "'child_logged': True" in line, line
+
+
+# ------------------------------------------------------------------------------- secrets
+
+
+def _keytab_keys(data: bytes) -> Iterator[bytes]:
+    """The key blocks of an MIT keytab (format 0x0502)."""
+    pos = 2
+    while pos + 4 <= len(data):
+        (size,) = struct.unpack(">i", data[pos:pos + 4])
+        pos += 4
+        if size <= 0:
+            pos += -size
+            continue
+        entry, pos = data[pos:pos + size], pos + size
+        (ncomp,) = struct.unpack(">H", entry[0:2])
+        p = 2
+        for _ in range(ncomp + 1):  # realm, then the components
+            (n,) = struct.unpack(">H", entry[p:p + 2])
+            p += 2 + n
+        p += 4 + 4 + 1 + 2  # name type, timestamp, kvno, key type
+        (klen,) = struct.unpack(">H", entry[p:p + 2])
+        yield entry[p + 2:p + 2 + klen]
+
+
+def _needles(secret: bytes, window: int = 16) -> List[str]:
+    """Text forms of binary secret material as it could leak: hex, base64, latin-1."""
+    out = []
+    for i in range(0, max(1, len(secret) - window + 1), window):
+        chunk = secret[i:i + window]
+        if len(chunk) < 8 or chunk.isascii() and chunk.decode().isprintable():
+            continue  # names, realms: not secret
+        out += [chunk.hex(), chunk.hex().upper(), chunk.decode("latin-1")]
+    if len(secret) >= 12:
+        out.append(base64.b64encode(secret).decode()[:16])
+    return out
+
+
+def test_no_ticket_or_keytab_content_anywhere(krb, cli, tmp_path):
+    cluster = krb.cluster
+    env = krb.ticket("alice")
+    cache = Path(env["KRB5CCNAME"].split(":", 1)[1])
+    secrets = [key for user in ("alice", "bob")
+               for key in _keytab_keys(cluster.keytab(user).read_bytes())]
+    assert secrets and all(len(k) >= 16 for k in secrets)
+    secrets.append(cache.read_bytes())
+    # what else a user sees: -v output, the manifest, the cluster's logs and containers' logs
+    code, out, err, _ = cli(["info", "-v", "--json", f"{krb.envs}/krb.pex"], env)
+    haystacks = list(OUTPUTS)
+    haystacks.append(cluster.log_file.read_text(errors="replace"))
+    for log in Path(cluster.info["nm_log_dirs"]).rglob("*"):  # the containers' stdout/stderr
+        if log.is_file():
+            haystacks.append(log.read_text(errors="replace"))
+    needles = [n for s in secrets for n in _needles(s)]
+    assert any(n in f"key: {secrets[0].hex()}" for n in needles)  # the scan does see a leak
+    leaks = [n[:8] for n in needles for h in haystacks if n in h]
+    assert not leaks, f"{len(leaks)} secret fragments found in outputs/logs"

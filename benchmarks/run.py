@@ -1123,6 +1123,12 @@ def main() -> int:
         if not shutil.which(exe):
             ap.error(f"{exe} is required")
     tools = make_tools()
+    if args.smoke:
+        # 0.3.19 rebuilds from scratch for a changed package (a second cold build, ~1 min):
+        # a smoke checks that every scenario runs, not the incumbent's known cost twice
+        for tool in tools:
+            if tool.venv_key == "cp0319":
+                tool.scenarios = [s for s in tool.scenarios if s != "changed"]
     if args.tools:
         keep = set(args.tools.split(","))
         tools = [t for t in tools if t.key in keep]

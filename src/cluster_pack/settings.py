@@ -129,15 +129,6 @@ def get_current_user() -> str:
     return _env("C_PACK_USER") or getpass.getuser()
 
 
-def explicit_user() -> Optional[str]:
-    """The user given to :func:`set_current_user` or in ``C_PACK_USER``, or None when
-    neither names one (the login user then applies, or a Kerberos principal's short name
-    for default HDFS paths on a Kerberized cluster)."""
-    if "user" in _overrides:
-        return _overrides["user"] or None
-    return _env("C_PACK_USER")
-
-
 # The original master's private name.
 _get_current_user = get_current_user
 

@@ -115,7 +115,11 @@ def test_other_errors_pass_through_unchanged():
     assert info.value is other
 
 
-def test_default_env_dir_on_a_kerberized_cluster_is_the_principals(tmp_path, monkeypatch):
+def test_default_env_dir_on_a_kerberized_cluster_is_the_originals(tmp_path, monkeypatch):
+    """0.3.19's default path names the login user (``getpass.getuser()``), Kerberos or not:
+    a principal with another short name does not move it (C_PACK_USER does)."""
+    import getpass
+
     from cluster_pack import settings
     from cluster_pack.store import publish
 
@@ -126,10 +130,8 @@ def test_default_env_dir_on_a_kerberized_cluster_is_the_principals(tmp_path, mon
     monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path))
     monkeypatch.delenv("C_PACK_USER", raising=False)
     monkeypatch.setattr(settings, "_overrides", {})
-    monkeypatch.setattr(storage_backends, "ticket_principal", lambda timeout=5.0: "alice/host@R.COM")
-    assert publish.default_env_dir() == "hdfs://nn:8020/user/alice/envs"
-    monkeypatch.setenv("C_PACK_USER", "bob")  # an explicit user still wins
+    monkeypatch.setattr(storage_backends, "ticket_principal",
+                        lambda timeout=5.0: "someone-else/host@R.COM")
+    assert publish.default_env_dir() == f"hdfs://nn:8020/user/{getpass.getuser()}/envs"
+    monkeypatch.setenv("C_PACK_USER", "bob")
     assert publish.default_env_dir() == "hdfs://nn:8020/user/bob/envs"
-    monkeypatch.delenv("C_PACK_USER")
-    monkeypatch.setattr(storage_backends, "ticket_principal", lambda timeout=5.0: "")  # no ticket
-    assert publish.default_env_dir() == f"hdfs://nn:8020/user/{settings.get_current_user()}/envs"

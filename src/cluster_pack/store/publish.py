@@ -45,7 +45,7 @@ from cluster_pack.pack.packspec import PackSpec, select_requirements
 from cluster_pack.pack.parts import Part
 from cluster_pack.pack.record import installed_size
 from cluster_pack.progress import Reporter
-from cluster_pack.store import backends, hadoop_conf, parts_pool
+from cluster_pack.store import hadoop_conf, parts_pool
 from cluster_pack.store.manifest import (
     INTERPRETER_MANIFEST_FORMAT,
     LAYOUT_PARTS,
@@ -75,28 +75,11 @@ class PublishResult:
 # -- paths ---------------------------------------------------------------------------------
 
 def default_env_dir() -> str:
-    """``{fs.defaultFS}/user/{user}/envs`` with a Hadoop configuration, else the local store.
-
-    ``user``: :func:`settings.explicit_user` (``C_PACK_USER``...), else on a Kerberized
-    cluster (``hadoop.security.authentication=kerberos``) the short name of the ticket's
-    principal (``alice/host@REALM`` -> ``alice``, Hadoop's default rule), else the login name.
-    """
+    """``{fs.defaultFS}/user/{user}/envs`` with a Hadoop configuration, else the local store."""
     fs = hadoop_conf.default_fs()
     if fs:
-        return f"{fs}/user/{_storage_user()}/envs"
+        return f"{fs}/user/{settings.get_current_user()}/envs"
     return str(CacheDir.ENVS.path())
-
-
-def _storage_user() -> str:
-    user = settings.explicit_user()
-    if user:
-        return user
-    if hadoop_conf.load().get("hadoop.security.authentication", "").lower() == "kerberos":
-        principal = backends.ticket_principal()
-        short = principal.split("@", 1)[0].split("/", 1)[0]
-        if short:
-            return short
-    return settings.get_current_user()
 
 
 def _in_env_dir(name: str) -> Callable[[], str]:

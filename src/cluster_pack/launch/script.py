@@ -61,17 +61,7 @@ def assembly_script(dest: str, parts: Sequence[Part]) -> str:
 # every engine's command find it there, and CPython finds its prefix (sys.prefix) from the
 # binary's location, so nothing of the publishing machine is read. An --enable-shared build
 # loads its libpython through LD_LIBRARY_PATH (its RUNPATH names the publisher's prefix).
-_INTERPRETER_LINES = r"""cpack_py_root=${C_PACK_INTERPRETER_ROOT:-${HOME:+$HOME/.cache/cluster-pack/interpreters}}
-[ -n "$cpack_py_root" ] || cpack_py_root=.cpack-interpreters
-case "$cpack_py_root" in
-  /*)
-    (umask 077 && mkdir -p "$cpack_py_root") 2>/dev/null || true
-    if [ -L "$cpack_py_root" ] || [ -z "$(find "$cpack_py_root" -prune -type d -user "$(id -u)" ! -perm -020 ! -perm -002 2>/dev/null)" ]; then
-      echo "cluster-pack: $cpack_py_root is not a private directory of $(id -un), using $PWD/.cpack-interpreters" >&2
-      cpack_py_root="$PWD/.cpack-interpreters"
-    fi ;;
-  *) cpack_py_root="$PWD/$cpack_py_root" ;;
-esac
+_INTERPRETER_LINES = r"""__ROOT__
 if [ "$(uname -m)" != __MACHINE__ ]; then
   echo "cluster-pack: the shipped Python __VERSION__ is built for __MACHINE__, this node is $(uname -m)" >&2
   exit 1
@@ -117,7 +107,10 @@ def interpreter_lines(info: InterpreterInfo, archive: str) -> str:
             .replace("__GLIBC_MAJOR__", str(major)).replace("__GLIBC_MINOR__", str(minor))
             .replace("__GLIBC__", q(glibc)).replace("__KEY__", q(info.sha256[:32]))
             .replace("__BINARY__", q(info.binary)).replace("__ARCHIVE__", q(archive))
-            .replace("__LIBRARY_PATH__", library_path))
+            .replace("__LIBRARY_PATH__", library_path)
+            .replace("__ROOT__\n", private_dir_lines(
+                "cpack_py_root", "C_PACK_INTERPRETER_ROOT",
+                "${HOME:+$HOME/.cache/cluster-pack/interpreters}", ".cpack-interpreters")))
 
 
 _RUNNER = r"""#!/bin/sh
@@ -162,19 +155,30 @@ def materialize(parts: Sequence[Part], dest: Path,
 # whoever can write there can change the code of every later job, so an absolute PEX_ROOT
 # (the engine's per-node default, or the user's) is used only when it is a directory of
 # this user that nobody else can write, else the job uses its own working directory.
-_PEX_ROOT_LINES = r"""root=${PEX_ROOT:-__DEFAULT__}
-[ -n "$root" ] || root=.pex
-case "$root" in
+# Shared by PEX_ROOT and the shipped interpreter's directory: a default that is absolute is
+# used only when it is a private directory of this user, else ``$PWD/<fallback>``.
+_PRIVATE_DIR_LINES = r"""__VAR__=${__ENV__:-__DEFAULT__}
+[ -n "$__VAR__" ] || __VAR__=__FALLBACK__
+case "$__VAR__" in
   /*)
-    (umask 077 && mkdir -p "$root") 2>/dev/null || true
-    if [ -L "$root" ] || [ -z "$(find "$root" -prune -type d -user "$(id -u)" ! -perm -020 ! -perm -002 2>/dev/null)" ]; then
-      echo "cluster-pack: PEX_ROOT $root is not a private directory of $(id -un), using $PWD/.pex" >&2
-      root="$PWD/.pex"
+    (umask 077 && mkdir -p "$__VAR__") 2>/dev/null || true
+    if [ -L "$__VAR__" ] || [ -z "$(find "$__VAR__" -prune -type d -user "$(id -u)" ! -perm -020 ! -perm -002 2>/dev/null)" ]; then
+      echo "cluster-pack: __LABEL__$__VAR__ is not a private directory of $(id -un), using $PWD/__FALLBACK__" >&2
+      __VAR__="$PWD/__FALLBACK__"
     fi ;;
-  *) root="$PWD/$root" ;;
+  *) __VAR__="$PWD/$__VAR__" ;;
 esac
-export PEX_ROOT="$root"
 """  # noqa: E501
+
+
+def private_dir_lines(var: str, env: str, default: str, fallback: str, label: str = "") -> str:
+    """POSIX shell lines setting the shell variable ``var`` to ``$env``, else ``default``
+    (a shell word), used only if it is a directory of this user that nobody else can write
+    (created private if missing), else ``$PWD/fallback``; relative values are made absolute
+    from ``$PWD``. ``label`` prefixes the warning. No command of theirs fails ``set -e``."""
+    return (_PRIVATE_DIR_LINES.replace("__VAR__", var).replace("__ENV__", env)
+            .replace("__DEFAULT__", default).replace("__FALLBACK__", fallback)
+            .replace("__LABEL__", label))
 
 # YARN's default: one cache per user and node, kept between applications
 NODE_PEX_ROOT = "${HOME:+$HOME/.cache/cluster-pack/pex_root}"
@@ -187,4 +191,5 @@ def pex_root_lines(default: str) -> str:
     else ``default`` (a shell word, :data:`NODE_PEX_ROOT` or :data:`WORKDIR_PEX_ROOT`),
     checked as the policy above says. Relative values are made absolute from ``$PWD``.
     The lines run under ``set -e``: no command of theirs fails the script."""
-    return _PEX_ROOT_LINES.replace("__DEFAULT__", default)
+    return (private_dir_lines("root", "PEX_ROOT", default, ".pex", label="PEX_ROOT ")
+            + 'export PEX_ROOT="$root"\n')

@@ -260,6 +260,9 @@ def test_kill_loop_hdfs(hadoop_env, hdfs_base, versions, summary, tmp_path):
 
 @pytest.mark.hdfs
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("CPACK_FAULT_RUNS"),
+                    reason="the >=20-run kill loop on HDFS (~70 s) runs with CPACK_FAULT_RUNS "
+                           "set; CI runs it on the local store and 6 runs on HDFS")
 def test_kill_loop_hdfs_full(hadoop_env, hdfs_base, versions, summary, tmp_path):
     _hdfs_loop(hdfs_base, versions, summary, max(20, fault_runs(20)), tmp_path, "hdfs-full")
 

@@ -104,8 +104,9 @@ def test_parts_and_editables_on_local_cluster(spark_venv):
 
 def test_single_file_pex_on_local_cluster(spark_venv):
     envs = spark_venv["base"] / "envs"
+    # one executor is enough for the single file (the other tests run two)
     report = _run_job(spark_venv, envs / "single.pex", "--upload", "--rounds", "1",
-                      extra_env={"C_PACK_LAYOUT": "pex"})
+                      master="local-cluster[1,1,1024]", extra_env={"C_PACK_LAYOUT": "pex"})
     manifest = json.loads((envs / "single.json").read_text())
     assert manifest["layout"] == "pex" and (envs / "single.pex").is_file()
     rows = _rows(report)

@@ -289,7 +289,12 @@ def safe_extract_tar(archive: Path, target: Path) -> None:
                     f"{archive}: entry {member.name!r} would be written outside the directory "
                     "it is unpacked to (or is not a plain file); refusing it")
         target.mkdir(parents=True, exist_ok=True)
-        tar.extractall(target, members=members)
+        if hasattr(tarfile, "data_filter"):  # 3.12, and 3.8-3.11 security releases
+            # the same rules once more by tarfile itself, and no set-uid bits; 3.14 makes
+            # it the default
+            tar.extractall(target, members=members, filter="data")
+        else:
+            tar.extractall(target, members=members)
 
 
 def _published_manifest(store: Store, path: str) -> Optional[Manifest]:

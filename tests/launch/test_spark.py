@@ -15,12 +15,14 @@ import pytest
 from cluster_pack.launch import spark as spark_conf
 from cluster_pack.launch.spec import Resource
 from cluster_pack.pack.parts import Part, tree_sha256
+from cluster_pack.store import hadoop_conf
 from cluster_pack.store.manifest import Manifest, run_info_for
 
 # manifests the (fake) storage holds, by the URL spark_conf reads them for
 MANIFESTS = {}
 READS = []
 REAL_READ = spark_conf.read_env_manifest
+REAL_SECURITY_ENABLED = hadoop_conf.security_enabled
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +40,9 @@ def _cache(tmp_path, monkeypatch):
 
     # no HDFS/S3 here: hdfs:// and s3:// manifests come from MANIFESTS (none: a single file)
     monkeypatch.setattr(spark_conf, "read_env_manifest", fake_read)
+    # the machine's Hadoop configuration (a Kerberized HADOOP_CONF_DIR) must not change the
+    # properties the tests expect; the Kerberos tests below use a configuration of their own
+    monkeypatch.setattr(hadoop_conf, "security_enabled", lambda directory=None: False)
 
 
 def _sha(text):
@@ -441,3 +446,57 @@ def test_a_shipped_interpreter_is_one_more_part_and_starts_in_the_launcher():
     text = Path(spark_conf.spark_conf("s3://bucket/envs/me.pex", master="local")["spark.files"]
                 .split(",")[-1]).read_text()
     assert text.index(f"ln -s {info.sha256} cpack-{info.sha256[:32]}") < text.index("tar -xf")
+
+
+# -- a Kerberized cluster: delegation tokens for the environment's file system ------------------
+
+def _hadoop_conf(tmp_path, monkeypatch, authentication):
+    conf_dir = tmp_path / f"hadoop-conf-{authentication}"
+    conf_dir.mkdir()
+    (conf_dir / "core-site.xml").write_text(
+        "<configuration><property><name>hadoop.security.authentication</name>"
+        f"<value>{authentication}</value></property></configuration>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
+    monkeypatch.setattr(hadoop_conf, "security_enabled", REAL_SECURITY_ENABLED)
+
+
+def test_kerberized_yarn_gets_tokens_for_the_environments_file_system(tmp_path, monkeypatch,
+                                                                     ssb):
+    from cluster_pack.spark import spark_config_builder as scb
+
+    _hadoop_conf(tmp_path, monkeypatch, "kerberos")
+    url = "hdfs://nn2:8020/user/me/envs/me.pex"
+    MANIFESTS[url] = parts_manifest()
+    key = spark_conf.TOKEN_FILE_SYSTEMS_KEY
+    assert spark_conf.spark_conf(url, master="yarn")[key] == "hdfs://nn2:8020"
+    assert spark_conf.spark_conf(url)[key] == "hdfs://nn2:8020"  # master unknown: YARN too
+    args = spark_conf.spark_submit_args(url, master="yarn", deploy_mode="cluster")
+    assert f"{key}=hdfs://nn2:8020" in args
+    # none where Spark needs no list: the default file system, S3, local, other masters
+    assert key not in spark_conf.spark_conf("hdfs:///user/me/envs/me.pex", master="yarn")
+    assert key not in spark_conf.spark_conf("s3://bucket/envs/me.pex", master="yarn")
+    assert key not in spark_conf.spark_conf(str(tmp_path / "me.pex"), master="yarn")
+    assert key not in spark_conf.spark_conf(url, master="local-cluster[2,1,1024]")
+    # merged with the user's own list on the builder
+    ssb.master("yarn").config(key, "hdfs://other:8020")
+    scb.add_packaged_environment(ssb, url)
+    assert ssb._options[key] == "hdfs://other:8020,hdfs://nn2:8020"
+
+
+@pytest.mark.parametrize("authentication", ["simple", None])
+def test_without_kerberos_the_properties_are_those_of_the_original(tmp_path, monkeypatch,
+                                                                   authentication):
+    url = "hdfs://nn2:8020/user/me/envs/me.pex"
+    MANIFESTS[url] = parts_manifest()
+    plain = spark_conf.spark_conf(url, master="yarn")  # the autouse fixture: not secure
+    if authentication:
+        _hadoop_conf(tmp_path, monkeypatch, authentication)
+    else:  # no Hadoop configuration at all
+        monkeypatch.setattr(hadoop_conf, "security_enabled", REAL_SECURITY_ENABLED)
+        monkeypatch.setattr(hadoop_conf, "conf_dir", lambda holding="core-site.xml": None)
+    assert not hadoop_conf.security_enabled()
+    assert spark_conf.spark_conf(url, master="yarn") == plain
+    assert spark_conf.TOKEN_FILE_SYSTEMS_KEY not in plain
+    _hadoop_conf(tmp_path, monkeypatch, "kerberos")
+    secure = spark_conf.spark_conf(url, master="yarn")
+    assert {k: v for k, v in secure.items() if k != spark_conf.TOKEN_FILE_SYSTEMS_KEY} == plain

@@ -116,8 +116,15 @@ def test_kerberos_ticket_cache_is_shipped(fake_artifact, monkeypatch, tmp_path):
 
 def test_kerberos_default_cache_rule(monkeypatch, tmp_path):
     monkeypatch.setattr(yarn, "kerberos_ticket_path", ORIGINAL_TICKET_PATH)
-    monkeypatch.setenv("KRB5CCNAME", "/some/cache")
-    assert yarn.kerberos_ticket_path() == "/some/cache"
+    cache = tmp_path / "cache"
+    cache.write_bytes(b"ticket")
+    monkeypatch.setenv("KRB5CCNAME", str(cache))
+    assert yarn.kerberos_ticket_path() == str(cache)
+    # nothing to ship: a cache that does not exist, or is not a file (a keytab login)
+    for missing in (f"FILE:{tmp_path / 'none'}", str(tmp_path / "none"), "MEMORY:x",
+                    "KEYRING:persistent:0", str(tmp_path)):
+        monkeypatch.setenv("KRB5CCNAME", missing)
+        assert yarn.kerberos_ticket_path() is None, missing
     monkeypatch.delenv("KRB5CCNAME")
     expected = f"/tmp/krb5cc_{os.getuid()}"
     assert yarn.kerberos_ticket_path() == (expected if os.path.exists(expected) else None)

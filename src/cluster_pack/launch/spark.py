@@ -61,6 +61,7 @@ import shlex
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from urllib.parse import urlsplit
 
 from cluster_pack.atomic import write_bytes
 from cluster_pack.cache import CacheDir
@@ -74,6 +75,7 @@ from cluster_pack.launch.spec import (
     environment_resources,
 )
 from cluster_pack.pack import environment
+from cluster_pack.store import hadoop_conf
 from cluster_pack.store.hadoop_conf import hadoop_url
 from cluster_pack.store.manifest import (
     Manifest,
@@ -89,7 +91,7 @@ LAUNCHER_PREFIX = "cluster_pack_python-"
 LIST_KEYS = frozenset({
     "spark.files", "spark.archives", "spark.jars", "spark.submit.pyFiles",
     "spark.yarn.dist.files", "spark.yarn.dist.archives", "spark.yarn.dist.jars",
-    "spark.jars.packages", "spark.jars.repositories",
+    "spark.jars.packages", "spark.jars.repositories", "spark.kerberos.access.hadoopFileSystems",
 })
 # os.pathsep-separated environment variables, merged entry by entry.
 PATH_VARIABLES = frozenset({"PEX_EXTRA_SYS_PATH", "PYTHONPATH"})
@@ -105,6 +107,12 @@ _ENV_PREFIXES = ("spark.executorEnv.", "spark.yarn.appMasterEnv.")
 ENV_CREDENTIALS_PROVIDER = "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
 AWS_ENV = {"key": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY",
            "token": "AWS_SESSION_TOKEN"}
+# The file systems Spark gets delegation tokens for on a Kerberized cluster, besides the default
+# one and the staging directory's.
+TOKEN_FILE_SYSTEMS_KEY = "spark.kerberos.access.hadoopFileSystems"
+# Schemes of Hadoop file systems that hand out delegation tokens (not s3a: no token without a
+# delegation token binding, and listing it would make Spark initialize it on the driver).
+TOKEN_SCHEMES = frozenset({"hdfs", "viewfs", "webhdfs", "swebhdfs"})
 # Spark's default spark.redaction.regex: values of matching keys are hidden in the UI and logs.
 SPARK_DEFAULT_REDACTION_REGEX = r"(?i)secret|password|token|access[.]key"
 
@@ -371,6 +379,8 @@ def spark_conf(spec_or_package_path: Union[LaunchSpec, str], master: Optional[st
         conf["spark.files"] = ",".join(plain_files)
         if archives:
             conf["spark.archives"] = ",".join(archives)
+    if yarn or master is None:
+        conf.update(token_file_systems_conf(spec))
     python = f"./{launcher.name}"
     conf["spark.pyspark.python"] = python
     env = {k: v for k, v in spec.env.items() if k not in _SKIPPED_VARIABLES}
@@ -384,6 +394,29 @@ def spark_conf(spec_or_package_path: Union[LaunchSpec, str], master: Optional[st
             for key, value in sorted(env.items()):
                 conf[f"spark.yarn.appMasterEnv.{key}"] = value
     return conf
+
+
+def token_file_systems_conf(spec: LaunchSpec) -> Dict[str, str]:
+    """``spark.kerberos.access.hadoopFileSystems`` naming the Hadoop file systems the
+    environment's resources are on, when the Hadoop client configuration is Kerberized.
+
+    YARN localizes the shipped files with the application's delegation tokens, and Spark only
+    gets tokens for the default file system, the staging directory's and this list: an
+    environment published on another namenode (or nameservice) would fail to localize.
+    On a cluster without Kerberos (or for an environment on S3 or a local path), empty:
+    the properties are those of a non-secure cluster, unchanged.
+    """
+    if not hadoop_conf.security_enabled():
+        return {}
+    file_systems: List[str] = []
+    for resource in spec.resources:
+        parsed = urlsplit(_source_url(resource))
+        # hdfs:///path (no authority) is on the default file system: Spark has its token
+        if parsed.scheme in TOKEN_SCHEMES and parsed.netloc:
+            file_system = f"{parsed.scheme}://{parsed.netloc}"
+            if file_system not in file_systems:
+                file_systems.append(file_system)
+    return {TOKEN_FILE_SYSTEMS_KEY: ",".join(file_systems)} if file_systems else {}
 
 
 def editables_conf(master: Optional[str] = None, deploy_mode: Optional[str] = None,

@@ -172,12 +172,19 @@ def process_logs_launch_spec(spec: LaunchSpec, process_logs: Callable[[str], Any
 
 def kerberos_ticket_path() -> Optional[str]:
     """The Kerberos ticket cache to ship: ``$KRB5CCNAME`` (``FILE:`` stripped), else
-    ``/tmp/krb5cc_<uid>`` if it exists (the original's rule)."""
+    ``/tmp/krb5cc_<uid>`` (the original's rule), when it is a file that exists.
+
+    A cache that is not a file (``MEMORY:``, ``KEYRING:``, ``KCM:``) or does not exist is not
+    shipped (the original passed it to YARN, whose submission then failed): that is the case
+    of a keytab login (``skein.Client(principal=..., keytab=...)``), whose application has
+    its delegation tokens and needs no ticket.
+    """
     value = os.environ.get("KRB5CCNAME")
     if value is None:
         path = f"/tmp/krb5cc_{os.getuid()}"
-        return path if os.path.exists(path) else None
-    return value[len("FILE:"):] if value.startswith("FILE:") else value
+    else:
+        path = value[len("FILE:"):] if value.startswith("FILE:") else value
+    return path if os.path.isfile(path) else None
 
 
 def application_spec(

@@ -60,6 +60,12 @@ def default_fs() -> Optional[str]:
     return value.rstrip("/")
 
 
+def security_enabled(directory: Optional[Path] = None) -> bool:
+    """Whether the Hadoop client configuration says the cluster is Kerberized
+    (``hadoop.security.authentication=kerberos``); False without a configuration."""
+    return load(directory).get("hadoop.security.authentication", "").strip().lower() == "kerberos"
+
+
 def hadoop_url(url: str) -> str:
     """The URL Hadoop (YARN's localization, Spark) reads for ``url``: its S3 connector is
     ``s3a://``; other URLs are unchanged.

@@ -117,7 +117,11 @@ def test_kerberos_ticket_cache_is_shipped(fake_artifact, monkeypatch, tmp_path):
 def test_kerberos_default_cache_rule(monkeypatch, tmp_path):
     monkeypatch.setattr(yarn, "kerberos_ticket_path", ORIGINAL_TICKET_PATH)
     monkeypatch.setenv("KRB5CCNAME", "/some/cache")
-    assert yarn.kerberos_ticket_path() == "/some/cache"
+    assert yarn.kerberos_ticket_path() is None  # a missing cache is not shipped
+    cache = tmp_path / "cc"
+    cache.write_bytes(b"ticket")
+    monkeypatch.setenv("KRB5CCNAME", str(cache))
+    assert yarn.kerberos_ticket_path() == str(cache)
     monkeypatch.delenv("KRB5CCNAME")
     expected = f"/tmp/krb5cc_{os.getuid()}"
     assert yarn.kerberos_ticket_path() == (expected if os.path.exists(expected) else None)
@@ -226,3 +230,23 @@ def test_examples_and_docs_exist():
     assert "## Running on YARN" in (root / "README.md").read_text()
     assert (root / "examples" / "interactive-mode" / "README.md").exists()
     assert (root / "examples" / "skein-project" / "README.md").exists()
+
+
+def test_token_file_systems_add_the_namenodes_the_containers_localize_from():
+    files = {"a": skein.File(source="hdfs://nn2:8020/user/me/envs/p/part1"),
+             "b": skein.File(source="hdfs://nn2:8020/user/me/envs/p/part2"),
+             "c": skein.File(source="viewfs://cluster/x.zip", type="archive"),
+             "d": skein.File(source="s3a://bucket/x.pex"), "e": skein.File(source="/tmp/f")}
+    assert yarn.token_file_systems(files, ["hdfs://other:8020", "s3://b", "hdfs://other:8020"]) \
+        == ["hdfs://other:8020", "s3a://b", "hdfs://nn2:8020", "viewfs://cluster"]
+    assert yarn.token_file_systems({}) == []
+
+
+def test_dask_and_ray_applications_get_tokens_for_hadoop_file_systems(fake_artifact):
+    from cluster_pack.launch import dask as cp_dask
+    from cluster_pack.launch import ray as cp_ray
+
+    for module in (cp_dask, cp_ray):
+        app = module.yarn_application_spec(str(fake_artifact), n_workers=1,
+                                           hadoop_file_systems=["hdfs://other:8020"])
+        assert app.file_systems == ["hdfs://other:8020"], module

@@ -172,12 +172,34 @@ def process_logs_launch_spec(spec: LaunchSpec, process_logs: Callable[[str], Any
 
 def kerberos_ticket_path() -> Optional[str]:
     """The Kerberos ticket cache to ship: ``$KRB5CCNAME`` (``FILE:`` stripped), else
-    ``/tmp/krb5cc_<uid>`` if it exists (the original's rule)."""
+    ``/tmp/krb5cc_<uid>`` (the original's rule); None when that file does not exist.
+
+    A process with delegation tokens only (code in a YARN container submitting a job, whose
+    ``KRB5CCNAME`` may name a cache that is gone) has nothing to ship: asking skein to upload
+    a missing file would fail the submission the tokens alone can make.
+    """
     value = os.environ.get("KRB5CCNAME")
     if value is None:
         path = f"/tmp/krb5cc_{os.getuid()}"
-        return path if os.path.exists(path) else None
-    return value[len("FILE:"):] if value.startswith("FILE:") else value
+    else:
+        path = value[len("FILE:"):] if value.startswith("FILE:") else value
+    return path if os.path.isfile(path) else None
+
+
+def token_file_systems(files: Dict[str, Any],
+                       hadoop_file_systems: Optional[Sequence[str]] = None) -> List[str]:
+    """The file systems the application needs HDFS delegation tokens for:
+    ``hadoop_file_systems`` (as Hadoop names them), then the file system of every HDFS
+    resource the containers localize (the published environment may live on a namenode
+    other than ``fs.defaultFS``, which is the only one skein adds by itself)."""
+    out = list(dict.fromkeys(hadoop_url(u) for u in hadoop_file_systems or []))
+    for f in files.values():
+        parsed = urlparse(str(getattr(f, "source", "")))
+        if parsed.scheme in ("hdfs", "viewfs") and parsed.netloc:
+            fs = f"{parsed.scheme}://{parsed.netloc}"
+            if fs not in out:
+                out.append(fs)
+    return out
 
 
 def application_spec(
@@ -226,7 +248,7 @@ def application_spec(
         service.node_label = node_label
     app = skein.ApplicationSpec(
         name=name,
-        file_systems=[hadoop_url(f) for f in hadoop_file_systems or []],
+        file_systems=token_file_systems(files, hadoop_file_systems),
         services={name: service},
         acls=skein.model.ACLs(enable=True, ui_users=["*"], view_users=["*"]),
         max_attempts=max_attempts,
@@ -362,14 +384,17 @@ def services_application(name: str, services: Dict[str, Any], queue: Optional[st
                          node_label: Optional[str] = None,
                          hadoop_file_systems: Optional[Sequence[str]] = None) -> Any:
     """A skein ``ApplicationSpec`` of long-running ``services`` (one attempt: a cluster that
-    fails is reported, not restarted), with the delegation tokens of ``hadoop_file_systems``."""
+    fails is reported, not restarted), with the delegation tokens of ``hadoop_file_systems``
+    and of the HDFS file systems the services localize from (:func:`token_file_systems`)."""
     import skein
 
-    for service in services.values():
+    files: Dict[str, Any] = {}
+    for service_name, service in services.items():
         if node_label:
             service.node_label = node_label
+        files.update({f"{service_name}/{k}": v for k, v in service.files.items()})
     app = skein.ApplicationSpec(name=name, services=services, max_attempts=1,
-                                file_systems=[hadoop_url(f) for f in hadoop_file_systems or []])
+                                file_systems=token_file_systems(files, hadoop_file_systems))
     if queue:
         app.queue = queue
     return app

@@ -257,3 +257,56 @@ done(error=error, running=running_apps(), app_id=app_id)
     print(f"\n[dask yarn] dead worker reported as: {result['error'][:300]}", file=sys.stderr)
     assert "dask.worker" in result["error"] or result["app_id"] in result["error"]
     assert result["app_id"] not in result["running"]
+
+
+# ------------------------------------------------------------------- secure (Kerberized) YARN
+
+@pytest.mark.yarn
+@pytest.mark.hdfs
+@pytest.mark.kerberos
+def test_secure_yarn_dask_map_with_tokens_only_and_shutdown(drive, secure_hadoop_cluster,
+                                                            tmp_path):
+    """The dask env published to the SECURE HDFS as alice (with a ticket), a Dask cluster on
+    secure YARN (1 worker) localizing it with the app's HDFS delegation token, a map, a clean
+    shutdown. The containers have tokens only (no ticket is shipped to Dask's services). The
+    outputs, the containers' logs (read while the app runs: the harness deletes them when it
+    ends) and the cluster's log are scanned for keytab and ticket content."""
+    from tests.integration.kerberos_secrets import assert_no_secrets, cluster_texts, secrets_of
+
+    cluster = secure_hadoop_cluster
+    cache = tmp_path / "alice-cc"
+    env = {**cluster.env, **cluster.kinit("alice", cache)}
+    target = f"{cluster.default_fs}/user/alice/envs/dask-test.pex"
+    result = drive(YARN_PRELUDE + f"""
+from cluster_pack.launch import yarn
+t0 = time.monotonic()
+path, _ = cluster_pack.upload_env(package_path={target!r})
+published = time.monotonic() - t0
+skein_client = skein.Client()  # one Java driver for the whole test
+with cp_dask.yarn_cluster(path, n_workers=1, worker_memory="512 MiB",
+                          scheduler_memory="512 MiB", host="127.0.0.1",
+                          skein_client=skein_client, env_vars={{"PATH": PATH}}) as dc:
+    started = time.monotonic() - t0 - published
+    client = dc.client
+    values = client.gather(client.map(to_toml, range(6)))
+    seen = list(client.run(lambda: {{k: __import__("os").environ.get(k) for k in
+                                     ("KRB5CCNAME", "HADOOP_TOKEN_FILE_LOCATION")}}).values())
+    app_id = dc.app_id
+    logs = yarn.local_node_logs(app_id) or {{}}
+state = str(skein_client.application_report(app_id).state)
+running = [a.id for a in skein_client.get_applications(states=["RUNNING", "ACCEPTED"])]
+skein_client.close()
+done(values=values, seen=seen, app_id=app_id, state=state, running=running,
+     logs=logs, published=published, started=started, total=time.monotonic() - t0)
+""", env=env)
+    print(f"\n[dask secure yarn] publish {result['published']:.1f}s, up in "
+          f"{result['started']:.1f}s", file=sys.stderr)
+    assert result["values"] == EXPECTED
+    (seen,) = result["seen"]
+    assert seen["KRB5CCNAME"] is None and seen["HADOOP_TOKEN_FILE_LOCATION"], seen
+    assert result["state"] == "FINISHED" and result["app_id"] not in result["running"]
+    assert len(result["logs"]) >= 2, list(result["logs"])  # the AM's and the services'
+    assert any("dask worker" in text for text in result["logs"].values())
+    import json
+
+    assert_no_secrets(secrets_of(cluster, [cache]), [json.dumps(result), *cluster_texts(cluster)])

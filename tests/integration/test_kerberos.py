@@ -10,20 +10,19 @@ ticket and keytab content (``test_no_ticket_or_keytab_content_anywhere``).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import struct
 import subprocess
 import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import pytest
 
 from tests.integration.conftest import driver_runner
+from tests.integration.kerberos_secrets import assert_no_secrets, cluster_texts, secrets_of
 from tests.venvs import clean_env
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.hdfs, pytest.mark.timeout(600)]
@@ -54,6 +53,7 @@ def krb(secure_hadoop_cluster, tmp_path_factory):
             return {"KRB5CCNAME": f"FILE:{caches / 'never-created'}"}
 
     Krb.cluster = cluster  # type: ignore[attr-defined]
+    Krb.caches = caches  # type: ignore[attr-defined]
     return Krb
 
 
@@ -246,9 +246,14 @@ def test_bob_can_neither_read_nor_overwrite_alices_environment(krb, cli, tmp_pat
 
 def test_submit_func_on_secure_yarn_tokens_and_a_job_launching_a_job(krb, secure_driver):
     """submit_func with a ticket: the containers localize the environment from secure HDFS
-    with the app's HDFS delegation token (skein gets it for ``hadoop_file_systems``), read HDFS
-    with it (hdfs-native in the container), and the parent submits a child application with
-    the ticket cache shipped to it (the original's rule). Two YARN applications in all."""
+    with the app's HDFS delegation token (skein gets it for ``hadoop_file_systems``) and the
+    ticket cache is shipped (the original's rule). In the parent container the ticket is then
+    made unusable (``KRB5CCNAME`` names a missing file, the localized copy is deleted): with
+    its delegation tokens ALONE (``HADOOP_TOKEN_FILE_LOCATION``: HDFS and RM tokens) it reads
+    HDFS, reuses the running environment (``upload_env``) and submits a child application
+    that runs (skein's driver logs in with the tokens; the child shares them). Two YARN
+    applications in all; the parent waits for the child (the RM cancels the tokens when the
+    application that got them ends)."""
     pkg = f"{krb.envs}/krb.pex"
     bin_dir = krb.cluster.env["CLUSTER_PACK_HARNESS_BIN"]
     result = _driver(secure_driver, f"""
@@ -257,10 +262,18 @@ import skein
 from cluster_pack.skein import skein_launcher
 
 def child(n):
-    return ("child", n * 2)
+    import os
+    return ("child", n * 2, os.environ.get("KRB5CCNAME"))
 
 def parent(a, b):
-    import os
+    import os, subprocess, sys
+    shipped = os.environ.get("KRB5CCNAME")
+    shipped_file = bool(shipped) and os.path.isfile(shipped[len("FILE:"):])
+    # no ticket from here on: the localized cache is gone, KRB5CCNAME names a missing file
+    if shipped_file:
+        os.remove(shipped[len("FILE:"):])
+    os.environ["KRB5CCNAME"] = "FILE:" + os.path.join(os.getcwd(), "no-ticket-here")
+    klist = subprocess.run(["klist", "-s"], capture_output=True).returncode
     import skein
     import cluster_pack
     from cluster_pack.skein import skein_launcher as sl
@@ -268,16 +281,13 @@ def parent(a, b):
     tokens = open(os.environ["HADOOP_TOKEN_FILE_LOCATION"], "rb").read()
     store, path = Store.for_url({pkg!r})
     reads_hdfs = store.exists(path)
-    # hdfs-native with the delegation token alone (no ticket cache): a fresh process
-    import subprocess, sys
-    probe = ("from cluster_pack.store.storage import Store; s, p = Store.for_url(%r); "
-             "print(s.exists(p))" % {pkg!r})
-    env = {{k: v for k, v in os.environ.items() if k != "KRB5CCNAME"}}
-    env["KRB5CCNAME"] = "FILE:/nonexistent/cpack-no-ticket"
-    token_only = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                                text=True, timeout=60)
-    token_only = (token_only.stdout.strip() or token_only.stderr.strip()[-300:])
     published, _ = cluster_pack.upload_env(package_path={pkg!r})  # in a container: reuses
+    # The harness runs containers as its own Unix user (DefaultContainerExecutor), not as
+    # the application's user as a production secure cluster does (LinuxContainerExecutor).
+    # With no Kerberos credentials Hadoop's login user is the Unix one, so skein's driver
+    # would stage the child under /user/<that user>: HADOOP_PROXY_USER names the YARN user
+    # ($USER, alice) as the login user, which LinuxContainerExecutor gives for free.
+    os.environ["HADOOP_PROXY_USER"] = os.environ["USER"]
     with skein.Client() as client:
         app_id = sl.submit_func(client, child, args=[21], package_path=published,
                                 memory="512 MiB", name="child")
@@ -285,9 +295,10 @@ def parent(a, b):
         logs = sl.get_application_logs(client, app_id, log_tries=10)
     text = "\\n".join(logs.values()) if logs else ""
     return {{"sum": a + b, "hdfs_token": b"HDFS_DELEGATION_TOKEN" in tokens,
-            "reads_hdfs": reads_hdfs, "krb5ccname": os.environ.get("KRB5CCNAME"),
-            "token_only": token_only,
-            "child_ok": ok, "child_logged": "child returned ('child', 42)" in text}}
+            "rm_token": b"RM_DELEGATION_TOKEN" in tokens, "klist_without_ticket": klist,
+            "reads_hdfs": reads_hdfs, "krb5ccname": shipped, "shipped_file": shipped_file,
+            "child_ok": ok, "child_logged": "child returned ('child', 42, None)" in text,
+            "child_text": text}}
 
 t0 = time.monotonic()
 with skein.Client() as client:
@@ -303,67 +314,25 @@ print("RESULT:" + json.dumps({{"ok": ok, "logs": logs, "seconds": time.monotonic
     text = "\n".join(result["logs"].values())
     assert result["ok"], text
     line = next(ln for ln in text.splitlines() if "parent returned" in ln)
-    assert "'sum': 5" in line and "'hdfs_token': True" in line, line
-    assert "'reads_hdfs': True" in line, line
-    assert "'token_only': 'True'" in line, line  # hdfs-native with the HDFS token alone
     # the original's rule: the ticket cache travels as a private YARN resource of the app
     # (localized in the container's directory), never by content in the environment
-    assert "'krb5ccname': 'FILE:alice-" in line, line
+    assert "'krb5ccname': 'FILE:alice-" in line and "'shipped_file': True" in line, line
+    assert "'klist_without_ticket': 1" in line, line  # the ticket is really unusable
+    assert "'sum': 5" in line, line
+    assert "'hdfs_token': True" in line and "'rm_token': True" in line, line
+    assert "'reads_hdfs': True" in line, line  # hdfs-native with the HDFS token alone
+    # the child was submitted with the tokens alone, ran, and had no ticket either
     assert "'child_ok': True" in line and "'child_logged': True" in line, line
 
 
 # ------------------------------------------------------------------------------- secrets
 
 
-def _keytab_keys(data: bytes) -> Iterator[bytes]:
-    """The key blocks of an MIT keytab (format 0x0502)."""
-    pos = 2
-    while pos + 4 <= len(data):
-        (size,) = struct.unpack(">i", data[pos:pos + 4])
-        pos += 4
-        if size <= 0:
-            pos += -size
-            continue
-        entry, pos = data[pos:pos + size], pos + size
-        (ncomp,) = struct.unpack(">H", entry[0:2])
-        p = 2
-        for _ in range(ncomp + 1):  # realm, then the components
-            (n,) = struct.unpack(">H", entry[p:p + 2])
-            p += 2 + n
-        p += 4 + 4 + 1 + 2  # name type, timestamp, kvno, key type
-        (klen,) = struct.unpack(">H", entry[p:p + 2])
-        yield entry[p + 2:p + 2 + klen]
-
-
-def _needles(secret: bytes, window: int = 16) -> List[str]:
-    """Text forms of binary secret material as it could leak: hex, base64, latin-1."""
-    out = []
-    for i in range(0, max(1, len(secret) - window + 1), window):
-        chunk = secret[i:i + window]
-        if len(chunk) < 8 or chunk.isascii() and chunk.decode().isprintable():
-            continue  # names, realms: not secret
-        out += [chunk.hex(), chunk.hex().upper(), chunk.decode("latin-1")]
-    if len(secret) >= 12:
-        out.append(base64.b64encode(secret).decode()[:16])
-    return out
-
-
 def test_no_ticket_or_keytab_content_anywhere(krb, cli, tmp_path):
     cluster = krb.cluster
     env = krb.ticket("alice")
-    cache = Path(env["KRB5CCNAME"].split(":", 1)[1])
-    secrets = [key for user in ("alice", "bob")
-               for key in _keytab_keys(cluster.keytab(user).read_bytes())]
-    assert secrets and all(len(k) >= 16 for k in secrets)
-    secrets.append(cache.read_bytes())
+    # every ticket the module's tests got (each kinit makes new session keys)
+    secrets = secrets_of(cluster, [c for c in krb.caches.iterdir() if c.is_file()])
     # what else a user sees: -v output, the manifest, the cluster's logs and containers' logs
     code, out, err, _ = cli(["info", "-v", "--json", f"{krb.envs}/krb.pex"], env)
-    haystacks = list(OUTPUTS)
-    haystacks.append(cluster.log_file.read_text(errors="replace"))
-    for log in Path(cluster.info["nm_log_dirs"]).rglob("*"):  # the containers' stdout/stderr
-        if log.is_file():
-            haystacks.append(log.read_text(errors="replace"))
-    needles = [n for s in secrets for n in _needles(s)]
-    assert any(n in f"key: {secrets[0].hex()}" for n in needles)  # the scan does see a leak
-    leaks = [n[:8] for n in needles for h in haystacks if n in h]
-    assert not leaks, f"{len(leaks)} secret fragments found in outputs/logs"
+    assert_no_secrets(secrets, [*OUTPUTS, out, err, *cluster_texts(cluster)])

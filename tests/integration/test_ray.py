@@ -207,6 +207,66 @@ done(values=values, actor=actor, nodes=nodes, state=state, running=running, app_
     assert result["app_id"] not in result["running"]
 
 
+@pytest.mark.yarn
+@pytest.mark.hdfs
+@pytest.mark.kerberos
+def test_secure_yarn_ray_task_with_tokens_only_and_shutdown(drive, secure_hadoop_cluster,
+                                                           tmp_path):
+    """The ray env published to the SECURE HDFS as alice (with a ticket), a Ray cluster on
+    secure YARN (head + 1 worker) localizing it with the app's HDFS delegation token, a task,
+    a clean shutdown. The containers have tokens only (no ticket is shipped to Ray's
+    services). The outputs, the containers' logs (read while the app runs: the harness
+    deletes them when it ends) and the cluster's log are scanned for keytab and ticket
+    content."""
+    from tests.integration.kerberos_secrets import assert_no_secrets, cluster_texts, secrets_of
+
+    cluster = secure_hadoop_cluster
+    cache = tmp_path / "alice-cc"
+    env = {**cluster.env, **cluster.kinit("alice", cache)}
+    target = f"{cluster.default_fs}/user/alice/envs/ray-test.pex"
+    result = drive(f"""
+import skein
+from cluster_pack.launch import yarn
+# Ray wants the same Python (patch version included) in the driver and the cluster
+PATH = os.path.dirname(sys._base_executable) + ":/usr/local/bin:/usr/bin:/bin"
+
+@ray.remote
+def where():
+    return {{k: os.environ.get(k) for k in ("KRB5CCNAME", "HADOOP_TOKEN_FILE_LOCATION")}}
+
+t0 = time.monotonic()
+path, _ = cluster_pack.upload_env(package_path={target!r})
+published = time.monotonic() - t0
+skein_client = skein.Client()  # one Java driver for the whole test
+with cp_ray.yarn_cluster(path, n_workers=1, worker_memory="1 GiB", head_memory="1 GiB",
+                         host="127.0.0.1", skein_client=skein_client,
+                         env_vars={{"PATH": PATH}}) as rc:
+    started = time.monotonic() - t0 - published
+    values = ray.get([to_toml.remote(i) for i in range(6)])
+    seen = ray.get(where.remote())
+    nodes = len([n for n in ray.nodes() if n["Alive"]])
+    app_id = rc.app_id
+    logs = yarn.local_node_logs(app_id) or {{}}
+state = str(skein_client.application_report(app_id).state)
+running = [a.id for a in skein_client.get_applications(states=["RUNNING", "ACCEPTED"])]
+skein_client.close()
+done(values=values, seen=seen, nodes=nodes, app_id=app_id, state=state, running=running,
+     logs=logs, published=published, started=started, total=time.monotonic() - t0)
+""", env=env)
+    print(f"\n[ray secure yarn] publish {result['published']:.1f}s, head+1 up in "
+          f"{result['started']:.1f}s, total {result['total']:.1f}s", file=sys.stderr)
+    assert result["values"] == EXPECTED
+    assert result["nodes"] == 2
+    seen = result["seen"]
+    assert seen["KRB5CCNAME"] is None and seen["HADOOP_TOKEN_FILE_LOCATION"], seen
+    assert result["state"] == "FINISHED" and result["app_id"] not in result["running"]
+    assert len(result["logs"]) >= 3, list(result["logs"])  # the AM's, the head's, the worker's
+    assert any("ray head at" in text for text in result["logs"].values())
+    import json
+
+    assert_no_secrets(secrets_of(cluster, [cache]), [json.dumps(result), *cluster_texts(cluster)])
+
+
 def test_examples_ray_runs_locally(ray_python, ray_workdir):
     """examples/ray (CI runs it here, local engine)."""
     import subprocess

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import skein
 
 import cluster_pack
@@ -233,3 +234,35 @@ def test_examples_and_docs_exist():
     assert "## Running on YARN" in (root / "README.md").read_text()
     assert (root / "examples" / "interactive-mode" / "README.md").exists()
     assert (root / "examples" / "skein-project" / "README.md").exists()
+
+
+@pytest.mark.parametrize("authentication", ["kerberos", "simple"])
+def test_token_file_systems_add_the_namenodes_the_containers_localize_from(
+        tmp_path, monkeypatch, authentication):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "core-site.xml").write_text(
+        "<configuration><property><name>hadoop.security.authentication</name>"
+        f"<value>{authentication}</value></property></configuration>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf))
+    files = {"a": skein.File(source="hdfs://nn2:8020/user/me/envs/p/part1"),
+             "b": skein.File(source="hdfs://nn2:8020/user/me/envs/p/part2"),
+             "c": skein.File(source="viewfs://cluster/x.zip", type="archive"),
+             "d": skein.File(source="s3a://bucket/x.pex"), "e": skein.File(source="/tmp/f"),
+             "f": skein.File(source="hdfs:///user/me/default-fs.pex")}
+    given = ["hdfs://other:8020", "s3a://b"]
+    added = ["hdfs://nn2:8020", "viewfs://cluster"] if authentication == "kerberos" else []
+    # as given (deduplicated, s3:// as Hadoop names it), then the namenodes localized from
+    assert yarn.token_file_systems(files, ["hdfs://other:8020", "s3://b", "hdfs://other:8020"]) \
+        == given + added
+    assert yarn.token_file_systems({}) == []
+
+
+def test_dask_and_ray_applications_get_tokens_for_hadoop_file_systems(fake_artifact):
+    from cluster_pack.launch import dask as cp_dask
+    from cluster_pack.launch import ray as cp_ray
+
+    for module in (cp_dask, cp_ray):
+        app = module.yarn_application_spec(str(fake_artifact), n_workers=1,
+                                           hadoop_file_systems=["hdfs://other:8020"])
+        assert app.file_systems == ["hdfs://other:8020"], module

@@ -301,8 +301,13 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
                           env_vars: Optional[Dict[str, str]] = None,
                           pre_script_hook: Optional[str] = None,
                           include_editables: bool = True, worker_max_restarts: int = 0,
-                          fs_args: Optional[Dict[str, Any]] = None) -> "skein.ApplicationSpec":
+                          fs_args: Optional[Dict[str, Any]] = None,
+                          hadoop_file_systems: Optional[Sequence[str]] = None
+                          ) -> "skein.ApplicationSpec":
     """The skein ApplicationSpec of a Ray cluster (see :func:`yarn_cluster`).
+
+    ``hadoop_file_systems``: more file systems whose HDFS delegation tokens the containers
+    get (as for Dask; ``fs.defaultFS`` and the environment's own are always included).
 
     ``worker_max_restarts``: how many times in all YARN may replace a failed worker
     container (-1: no limit) before the application fails; 0 (the default) fails it at the
@@ -324,7 +329,7 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
                                  pre_script_hook, None, worker_max_restarts),
     }
     services[WORKER_SERVICE].depends = {HEAD_SERVICE}
-    return yarn.services_application(name, services, queue, node_label)
+    return yarn.services_application(name, services, queue, node_label, hadoop_file_systems)
 
 
 def yarn_cluster(package_path: str, n_workers: int = 2,

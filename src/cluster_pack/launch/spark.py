@@ -61,7 +61,6 @@ import shlex
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
-from urllib.parse import urlsplit
 
 from cluster_pack.atomic import write_bytes
 from cluster_pack.cache import CacheDir
@@ -110,9 +109,6 @@ AWS_ENV = {"key": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY",
 # The file systems Spark gets delegation tokens for on a Kerberized cluster, besides the default
 # one and the staging directory's.
 TOKEN_FILE_SYSTEMS_KEY = "spark.kerberos.access.hadoopFileSystems"
-# Schemes of Hadoop file systems that hand out delegation tokens (not s3a: no token without a
-# delegation token binding, and listing it would make Spark initialize it on the driver).
-TOKEN_SCHEMES = frozenset({"hdfs", "viewfs", "webhdfs", "swebhdfs"})
 # Spark's default spark.redaction.regex: values of matching keys are hidden in the UI and logs.
 SPARK_DEFAULT_REDACTION_REGEX = r"(?i)secret|password|token|access[.]key"
 
@@ -410,12 +406,9 @@ def token_file_systems_conf(spec: LaunchSpec) -> Dict[str, str]:
         return {}
     file_systems: List[str] = []
     for resource in spec.resources:
-        parsed = urlsplit(_source_url(resource))
-        # hdfs:///path (no authority) is on the default file system: Spark has its token
-        if parsed.scheme in TOKEN_SCHEMES and parsed.netloc:
-            file_system = f"{parsed.scheme}://{parsed.netloc}"
-            if file_system not in file_systems:
-                file_systems.append(file_system)
+        file_system = hadoop_conf.token_file_system(_source_url(resource))
+        if file_system and file_system not in file_systems:
+            file_systems.append(file_system)
     return {TOKEN_FILE_SYSTEMS_KEY: ",".join(file_systems)} if file_systems else {}
 
 

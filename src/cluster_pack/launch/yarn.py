@@ -176,8 +176,8 @@ def kerberos_ticket_path() -> Optional[str]:
 
     A cache that is not a file (``MEMORY:``, ``KEYRING:``, ``KCM:``) or does not exist is not
     shipped (the original passed it to YARN, whose submission then failed): that is the case
-    of a keytab login (``skein.Client(principal=..., keytab=...)``), whose application has
-    its delegation tokens and needs no ticket.
+    of a keytab login (``skein.Client(principal=..., keytab=...)``) and of code in a YARN
+    container submitting a job with its delegation tokens only; neither needs a ticket.
     """
     value = os.environ.get("KRB5CCNAME")
     if value is None:
@@ -185,6 +185,23 @@ def kerberos_ticket_path() -> Optional[str]:
     else:
         path = value[len("FILE:"):] if value.startswith("FILE:") else value
     return path if os.path.isfile(path) else None
+
+
+def token_file_systems(files: Dict[str, Any],
+                       hadoop_file_systems: Optional[Sequence[str]] = None) -> List[str]:
+    """The file systems the application needs HDFS delegation tokens for:
+    ``hadoop_file_systems`` (as Hadoop names them), then, when the Hadoop configuration is
+    Kerberized, the file system of every HDFS resource the containers localize (the published
+    environment may live on a namenode other than ``fs.defaultFS``, the only one skein adds by
+    itself). Without Kerberos, ``hadoop_file_systems`` only: the specification is unchanged."""
+    out = list(dict.fromkeys(hadoop_url(u) for u in hadoop_file_systems or []))
+    if not hadoop_conf.security_enabled():
+        return out
+    for f in files.values():
+        fs = hadoop_conf.token_file_system(str(getattr(f, "source", "")))
+        if fs and fs not in out:
+            out.append(fs)
+    return out
 
 
 def application_spec(
@@ -233,7 +250,7 @@ def application_spec(
         service.node_label = node_label
     app = skein.ApplicationSpec(
         name=name,
-        file_systems=[hadoop_url(f) for f in hadoop_file_systems or []],
+        file_systems=token_file_systems(files, hadoop_file_systems),
         services={name: service},
         acls=skein.model.ACLs(enable=True, ui_users=["*"], view_users=["*"]),
         max_attempts=max_attempts,
@@ -369,14 +386,17 @@ def services_application(name: str, services: Dict[str, Any], queue: Optional[st
                          node_label: Optional[str] = None,
                          hadoop_file_systems: Optional[Sequence[str]] = None) -> Any:
     """A skein ``ApplicationSpec`` of long-running ``services`` (one attempt: a cluster that
-    fails is reported, not restarted), with the delegation tokens of ``hadoop_file_systems``."""
+    fails is reported, not restarted), with the delegation tokens of ``hadoop_file_systems``
+    and of the HDFS file systems the services localize from (:func:`token_file_systems`)."""
     import skein
 
-    for service in services.values():
+    files: Dict[str, Any] = {}
+    for service_name, service in services.items():
         if node_label:
             service.node_label = node_label
+        files.update({f"{service_name}/{k}": v for k, v in service.files.items()})
     app = skein.ApplicationSpec(name=name, services=services, max_attempts=1,
-                                file_systems=[hadoop_url(f) for f in hadoop_file_systems or []])
+                                file_systems=token_file_systems(files, hadoop_file_systems))
     if queue:
         app.queue = queue
     return app

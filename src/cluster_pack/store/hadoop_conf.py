@@ -10,6 +10,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, Optional
+from urllib.parse import urlsplit
 
 
 def conf_dir(holding: str = "core-site.xml") -> Optional[Path]:
@@ -64,6 +65,25 @@ def security_enabled(directory: Optional[Path] = None) -> bool:
     """Whether the Hadoop client configuration says the cluster is Kerberized
     (``hadoop.security.authentication=kerberos``); False without a configuration."""
     return load(directory).get("hadoop.security.authentication", "").strip().lower() == "kerberos"
+
+
+# Schemes of Hadoop file systems that hand out delegation tokens (not s3a: no token without a
+# delegation token binding, and naming it would make Spark initialize it on the driver).
+TOKEN_SCHEMES = frozenset({"hdfs", "viewfs", "webhdfs", "swebhdfs"})
+
+
+def token_file_system(url: str) -> Optional[str]:
+    """``scheme://authority`` of ``url`` when it is on a Hadoop file system that hands out
+    delegation tokens, else None. ``hdfs:///path`` (no authority) is on the default file
+    system, which YARN clients get a token for anyway: None too.
+
+    >>> token_file_system("hdfs://nn2:8020/user/me/envs/a.pex")
+    'hdfs://nn2:8020'
+    """
+    parsed = urlsplit(url)
+    if parsed.scheme in TOKEN_SCHEMES and parsed.netloc:
+        return f"{parsed.scheme}://{parsed.netloc}"
+    return None
 
 
 def hadoop_url(url: str) -> str:

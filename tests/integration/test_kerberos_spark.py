@@ -32,7 +32,11 @@ import pytest
 pytest.importorskip("pyspark")
 
 from tests.integration.conftest import driver_runner  # noqa: E402
-from tests.integration.test_kerberos import _keytab_keys, _needles  # noqa: E402
+from tests.integration.kerberos_secrets import (  # noqa: E402
+    assert_no_secrets,
+    cluster_texts,
+    secrets_of,
+)
 from tests.venvs import JAVA_HOME, clean_env  # noqa: E402
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.spark, pytest.mark.yarn, pytest.mark.hdfs,
@@ -257,24 +261,10 @@ print("RESULT:" + json.dumps({{"ok": ok, "user": report.user, "logs": logs,
 
 
 def test_no_ticket_or_keytab_content_in_what_these_tests_saw(krb):
-    cluster = krb.cluster
-    env = krb.ticket("alice")
-    cache = Path(env["KRB5CCNAME"].split(":", 1)[1])
-    secrets = [key for user in ("alice", "bob")
-               for key in _keytab_keys(cluster.keytab(user).read_bytes())]
-    assert secrets and all(len(k) >= 16 for k in secrets)
-    secrets.append(cache.read_bytes())
-    # and the ticket caches the tests above used
-    secrets += [p.read_bytes() for p in krb.ccaches.iterdir() if p.is_file() and p != cache]
+    # the keytabs' keys, and every ticket cache the tests above used
+    secrets = secrets_of(krb.cluster, [p for p in krb.ccaches.iterdir() if p.is_file()])
     haystacks = [h for h in OUTPUTS if h]
     assert haystacks, "the tests above captured nothing"
     # the cluster's log (Spark's token requests, renewals) and the containers' stdout/stderr
     # still on disk (the Spark AM's and executors' logs)
-    haystacks.append(cluster.log_file.read_text(errors="replace"))
-    for log in Path(cluster.info["nm_log_dirs"]).rglob("*"):
-        if log.is_file():
-            haystacks.append(log.read_text(errors="replace"))
-    needles = [n for s in secrets for n in _needles(s)]
-    assert any(n in f"key: {secrets[0].hex()}" for n in needles)  # the scan does see a leak
-    leaks = [n[:8] for n in needles for h in haystacks if n in h]
-    assert not leaks, f"{len(leaks)} secret fragments found in outputs/logs"
+    assert_no_secrets(secrets, haystacks + cluster_texts(krb.cluster))

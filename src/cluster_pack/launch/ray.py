@@ -307,7 +307,8 @@ def yarn_application_spec(package_path: str, n_workers: int = 2, worker_vcores: 
     """The skein ApplicationSpec of a Ray cluster (see :func:`yarn_cluster`).
 
     ``hadoop_file_systems``: more file systems whose HDFS delegation tokens the containers
-    get (as for Dask; ``fs.defaultFS`` and the environment's own are always included).
+    get (as for Dask; on a Kerberized cluster ``fs.defaultFS`` and the environment's own are
+    included anyway).
 
     ``worker_max_restarts``: how many times in all YARN may replace a failed worker
     container (-1: no limit) before the application fails; 0 (the default) fails it at the

@@ -18,7 +18,8 @@ variable                                meaning
                                         :class:`LayoutOptimization`
 ``C_PACK_UV``                           the ``uv`` binary used to add packages that are not
                                         installed (default: next to the interpreter, or PATH)
-``C_PACK_PYPI_URL``                      package index for packages that are not installed
+``C_PACK_PYPI_URL``                     package index for packages that are not installed,
+                                        and for upload_spec's requirements
 ``C_PACK_CACHE_DIR``                    local cache and local store root
                                         (default ``$XDG_CACHE_HOME/cluster-pack`` or
                                         ``~/.cache/cluster-pack``)

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import threading
 import zipfile
 from functools import partial
@@ -472,6 +473,42 @@ def test_upload_spec_builds_from_a_requirements_file(packed_venv, store_dir):
     assert pex_distributions(first) == ["six"]
     manifest = json.loads((store_dir / "specs" / "cluster_pack_proj.json").read_text())
     assert manifest["fingerprint"].startswith("spec:")
+
+
+def test_upload_spec_resolves_from_c_pack_pypi_url(packed_venv, store_dir, tmp_path):
+    """A PEP 503 index on loopback serving one wheel: the spec is resolved from it."""
+    served = tmp_path / "index"
+    wheels = served / "files"
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
+                           "--no-deps", "--only-binary=:all:", "-d", str(wheels),
+                           "six==1.16.0"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = wheels.iterdir()
+    (served / "simple" / "six").mkdir(parents=True)
+    (served / "simple" / "six" / "index.html").write_text(
+        f'<html><body><a href="../../files/{wheel.name}">{wheel.name}</a></body></html>\n')
+    requested = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, fmt, *args):
+            requested.append(self.path)
+
+    server = HTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        project = store_dir.parent / "idx"
+        project.mkdir()
+        (project / "requirements.txt").write_text("six==1.16.0\n")
+        code = ("import json, cluster_pack\n"
+                "print(json.dumps(cluster_pack.upload_spec(%r, package_path=%r)))"
+                % (str(project / "requirements.txt"), str(store_dir / "idx")))
+        index = f"http://127.0.0.1:{server.server_address[1]}/simple"
+        path = packed_venv.json(code, store_dir, env={"C_PACK_PYPI_URL": index})
+    finally:
+        server.shutdown()
+    assert pex_distributions(path) == ["six"]
+    # the project page was read from the index (the wheel itself may come from pex's cache)
+    assert "/simple/six/" in requested, requested
 
 
 def test_env_fallback_path_is_reused_when_it_matches(packed_venv, store_dir):

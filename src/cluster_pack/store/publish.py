@@ -526,7 +526,8 @@ def publish_spec(
     allow_large_pex: bool = False,
     reporter: Optional[Reporter] = None,
 ) -> PublishResult:
-    """Build an environment from a requirements file (resolved from the package index)."""
+    """Build an environment from a requirements file, resolved from the package index
+    (``C_PACK_PYPI_URL`` when set, else PyPI)."""
     reporter = reporter or Reporter()
     spec_path = Path(spec_file)
     if not spec_path.is_file():
@@ -553,8 +554,10 @@ def publish_spec(
         layout = settings.get_layout_optimization()
         out = Path(tmp) / ("env.pex" if not allow_large_pex else "env-dir.pex")
         reporter.step(f"resolving and building {spec_file}")
+        index = settings.get_pypi_index()  # C_PACK_PYPI_URL, as for upload_env's resolves
         pex_tool.run_pex(out, requirements_file=spec_path,
-                         layout=layout.pex_layout if allow_large_pex else None)
+                         layout=layout.pex_layout if allow_large_pex else None,
+                         index_urls=[index] if index else ())
         if allow_large_pex:
             zipped = Path(tmp) / "env.pex.zip"
             zip_directory(out, zipped, compress=layout.compress)

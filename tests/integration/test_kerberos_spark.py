@@ -44,6 +44,9 @@ pytestmark = [pytest.mark.kerberos, pytest.mark.spark, pytest.mark.yarn, pytest.
 
 # every stdout/stderr/log these tests saw: scanned for secrets at the end of the module
 OUTPUTS: List[str] = []
+# the delegation tokens' passwords the Spark driver got (read from a private file), scanned
+# for too
+TOKEN_PASSWORDS: List[bytes] = []
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +86,7 @@ SPARK_DRIVER = textwrap.dedent("""
 
     from cluster_pack.spark import spark_config_builder
 
-    package_path, manifest, out_dir, krb5_conf, nm_log_dirs = sys.argv[1:6]
+    package_path, manifest, out_dir, krb5_conf, nm_log_dirs, token_secrets = sys.argv[1:7]
 
 
     def where(line):
@@ -114,6 +117,12 @@ SPARK_DRIVER = textwrap.dedent("""
     # the kinds of the tokens Spark got at submission (kinds only: never a token's content)
     tokens = jvm.java.util.ArrayList(ugi.getCredentials().getAllTokens())
     kinds = sorted({str(t.getKind()) for t in tokens})
+    # the tokens' passwords go to a private file of the test (never to stdout): the secrets
+    # scan looks for them in every output and log
+    import os
+    fd = os.open(token_secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump([bytes(t.getPassword()).hex() for t in tokens], f)
     t1 = time.monotonic()
     # the executors (no ticket there: the delegation token) read the environment's manifest
     # (0640, alice's) from the secure HDFS and write a directory there, through Python
@@ -167,9 +176,14 @@ def test_pyspark_on_secure_yarn_with_the_env_on_secure_hdfs(krb, spark_venv, spa
                     drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"))
     t0 = time.monotonic()
     manifest = spark_published[:-len(".pex")] + ".json"
+    token_secrets = krb.ccaches / "spark-token-passwords.json"
     proc = _run([str(spark_venv["python"]), str(driver), spark_published, manifest, out_dir,
-                 str(cluster.krb5_conf), cluster.info["nm_log_dirs"]], env, base, 500)
+                 str(cluster.krb5_conf), cluster.info["nm_log_dirs"], str(token_secrets)],
+                env, base, 500)
     assert proc.returncode == 0, f"driver failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-8000:]}"
+    TOKEN_PASSWORDS.extend(bytes.fromhex(h) for h in json.loads(token_secrets.read_text()))
+    token_secrets.unlink()
+    assert TOKEN_PASSWORDS and all(len(p) >= 16 for p in TOKEN_PASSWORDS), len(TOKEN_PASSWORDS)
     report = json.loads(next(ln for ln in proc.stdout.splitlines()
                              if ln.startswith("REPORT "))[len("REPORT "):])
     print(f"[kerberos spark] driver: {time.monotonic() - t0:.1f}s (session "
@@ -260,9 +274,12 @@ print("RESULT:" + json.dumps({{"ok": ok, "user": report.user, "logs": logs,
 # ------------------------------------------------------------------------------- secrets
 
 
-def test_no_ticket_or_keytab_content_in_what_these_tests_saw(krb):
-    # the keytabs' keys, and every ticket cache the tests above used
+def test_no_ticket_keytab_or_token_content_in_what_these_tests_saw(krb):
+    # the keytabs' keys, every ticket cache the tests above used, and the passwords of the
+    # delegation tokens Spark got
     secrets = secrets_of(krb.cluster, [p for p in krb.ccaches.iterdir() if p.is_file()])
+    assert TOKEN_PASSWORDS, "the Spark test recorded no delegation token"
+    secrets += TOKEN_PASSWORDS
     haystacks = [h for h in OUTPUTS if h]
     assert haystacks, "the tests above captured nothing"
     # the cluster's log (Spark's token requests, renewals) and the containers' stdout/stderr

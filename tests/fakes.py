@@ -41,3 +41,14 @@ def make_dist(site: Path, name: str, version: str, files: Optional[Dict[str, str
     lines.append(f"{dist_info.name}/RECORD,,")
     (dist_info / "RECORD").write_text("\n".join(lines) + "\n")
     return dist_info
+
+
+def hadoop_conf_dir(directory: Path, monkeypatch, site: str, name: str, value: str) -> Path:
+    """A Hadoop client configuration directory holding one property in ``site`` (e.g.
+    ``core-site.xml``), made ``HADOOP_CONF_DIR`` for the test."""
+    directory.mkdir(parents=True)
+    (directory / site).write_text(
+        f"<configuration><property><name>{name}</name><value>{value}</value></property>"
+        "</configuration>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(directory))
+    return directory

@@ -17,6 +17,7 @@ from cluster_pack.launch.spec import Resource
 from cluster_pack.pack.parts import Part, tree_sha256
 from cluster_pack.store import hadoop_conf
 from cluster_pack.store.manifest import Manifest, run_info_for
+from tests.fakes import hadoop_conf_dir
 
 # manifests the (fake) storage holds, by the URL spark_conf reads them for
 MANIFESTS = {}
@@ -451,12 +452,8 @@ def test_a_shipped_interpreter_is_one_more_part_and_starts_in_the_launcher():
 # -- a Kerberized cluster: delegation tokens for the environment's file system ------------------
 
 def _hadoop_conf(tmp_path, monkeypatch, authentication):
-    conf_dir = tmp_path / f"hadoop-conf-{authentication}"
-    conf_dir.mkdir()
-    (conf_dir / "core-site.xml").write_text(
-        "<configuration><property><name>hadoop.security.authentication</name>"
-        f"<value>{authentication}</value></property></configuration>")
-    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
+    hadoop_conf_dir(tmp_path / f"hadoop-conf-{authentication}", monkeypatch, "core-site.xml",
+                    "hadoop.security.authentication", authentication)
     monkeypatch.setattr(hadoop_conf, "security_enabled", REAL_SECURITY_ENABLED)
 
 

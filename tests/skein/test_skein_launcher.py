@@ -15,6 +15,7 @@ import cluster_pack
 from cluster_pack.launch import spec as launch
 from cluster_pack.launch import yarn
 from cluster_pack.skein import skein_launcher
+from tests.fakes import hadoop_conf_dir
 from tests.skein.conftest import run_container
 
 ORIGINAL_TICKET_PATH = yarn.kerberos_ticket_path
@@ -183,12 +184,8 @@ def test_logs_fall_back_to_local_node_dirs(monkeypatch, tmp_path):
     container.mkdir(parents=True)
     (container / "svc.log").write_text("Traceback ...\nValueError: boom\n")
     (container / "launch_container.sh").write_text("secret env")
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "yarn-site.xml").write_text(
-        "<configuration><property><name>yarn.nodemanager.log-dirs</name>"
-        f"<value>{log_dir}</value></property></configuration>")
-    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf))
+    hadoop_conf_dir(tmp_path / "conf", monkeypatch, "yarn-site.xml",
+                    "yarn.nodemanager.log-dirs", str(log_dir))
     client = FakeClient(logs_error="Log aggregation has not completed or is not enabled.")
     logs = skein_launcher.get_application_logs(client, "application_1_0007", log_tries=3)
     assert list(logs.keys()) == ["container_1_0007_01_000002"]
@@ -239,12 +236,8 @@ def test_examples_and_docs_exist():
 @pytest.mark.parametrize("authentication", ["kerberos", "simple"])
 def test_token_file_systems_add_the_namenodes_the_containers_localize_from(
         tmp_path, monkeypatch, authentication):
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "core-site.xml").write_text(
-        "<configuration><property><name>hadoop.security.authentication</name>"
-        f"<value>{authentication}</value></property></configuration>")
-    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf))
+    hadoop_conf_dir(tmp_path / "conf", monkeypatch, "core-site.xml",
+                    "hadoop.security.authentication", authentication)
     files = {"a": skein.File(source="hdfs://nn2:8020/user/me/envs/p/part1"),
              "b": skein.File(source="hdfs://nn2:8020/user/me/envs/p/part2"),
              "c": skein.File(source="viewfs://cluster/x.zip", type="archive"),

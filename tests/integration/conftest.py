@@ -128,3 +128,30 @@ def published_env(hadoop_cluster, run_driver) -> str:
     """)
     print(f"[yarn tests] upload_env: {result['seconds']:.1f}s", file=sys.stderr)
     return result["path"]
+
+
+@pytest.fixture(scope="module")
+def krb(secure_hadoop_cluster, tmp_path_factory):
+    """The secure cluster (``.cluster``), its client environment, ``ticket(user)`` (a fresh
+    cache under ``.caches``, one directory per module) and ``no_ticket()``: what the
+    Kerberos test modules share."""
+    cluster = secure_hadoop_cluster
+    caches = tmp_path_factory.mktemp("krb-ccaches")
+
+    class Krb:
+        base_env = clean_env(cluster.env)
+        default_fs = cluster.default_fs
+        envs = f"{cluster.default_fs}/user/alice/envs"
+
+        @staticmethod
+        def ticket(user: str, lifetime: Optional[str] = None) -> Dict[str, str]:
+            cache = caches / f"{user}-{time.monotonic_ns()}"
+            return cluster.kinit(user, cache, lifetime=lifetime)
+
+        @staticmethod
+        def no_ticket() -> Dict[str, str]:
+            return {"KRB5CCNAME": f"FILE:{caches / 'never-created'}"}
+
+    Krb.cluster = cluster  # type: ignore[attr-defined]
+    Krb.caches = caches  # type: ignore[attr-defined]
+    return Krb

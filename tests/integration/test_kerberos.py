@@ -17,44 +17,18 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import pytest
 
 from tests.integration.conftest import driver_runner
 from tests.integration.kerberos_secrets import assert_no_secrets, cluster_texts, secrets_of
-from tests.venvs import clean_env
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.hdfs, pytest.mark.timeout(600)]
 
 # every stdout/stderr/log/manifest these tests saw: scanned for secrets at the end
 OUTPUTS: List[str] = []
 FAIL_FAST_SECONDS = 15.0  # a CLI command without a valid ticket (python start-up included)
-
-
-@pytest.fixture(scope="module")
-def krb(secure_hadoop_cluster, tmp_path_factory):
-    """The secure cluster, its client environment, and ``ticket(user)``."""
-    cluster = secure_hadoop_cluster
-    caches = tmp_path_factory.mktemp("krb-ccaches")
-
-    class Krb:
-        base_env = clean_env(cluster.env)
-        default_fs = cluster.default_fs
-        envs = f"{cluster.default_fs}/user/alice/envs"
-
-        @staticmethod
-        def ticket(user: str, lifetime: Optional[str] = None) -> Dict[str, str]:
-            cache = caches / f"{user}-{time.monotonic_ns()}"
-            return cluster.kinit(user, cache, lifetime=lifetime)
-
-        @staticmethod
-        def no_ticket() -> Dict[str, str]:
-            return {"KRB5CCNAME": f"FILE:{caches / 'never-created'}"}
-
-    Krb.cluster = cluster  # type: ignore[attr-defined]
-    Krb.caches = caches  # type: ignore[attr-defined]
-    return Krb
 
 
 @pytest.fixture(scope="module")

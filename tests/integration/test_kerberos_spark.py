@@ -49,26 +49,6 @@ OUTPUTS: List[str] = []
 TOKEN_PASSWORDS: List[bytes] = []
 
 
-@pytest.fixture(scope="module")
-def krb(secure_hadoop_cluster, tmp_path_factory):
-    """The secure cluster, its client environment, and ``ticket(user)``."""
-    cluster = secure_hadoop_cluster
-    caches = tmp_path_factory.mktemp("krb-spark-ccaches")
-
-    class Krb:
-        base_env = clean_env(cluster.env)
-        ccaches = caches
-        default_fs = cluster.default_fs
-        envs = f"{cluster.default_fs}/user/alice/envs"
-
-        @staticmethod
-        def ticket(user: str) -> Dict[str, str]:
-            return cluster.kinit(user, caches / f"{user}-{time.monotonic_ns()}")
-
-    Krb.cluster = cluster  # type: ignore[attr-defined]
-    return Krb
-
-
 def _run(cmd: List[str], env: Dict[str, str], cwd: Path, timeout: float):
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
@@ -176,7 +156,7 @@ def test_pyspark_on_secure_yarn_with_the_env_on_secure_hdfs(krb, spark_venv, spa
                     drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"))
     t0 = time.monotonic()
     manifest = spark_published[:-len(".pex")] + ".json"
-    token_secrets = krb.ccaches / "spark-token-passwords.json"
+    token_secrets = krb.caches / "spark-token-passwords.json"
     proc = _run([str(spark_venv["python"]), str(driver), spark_published, manifest, out_dir,
                  str(cluster.krb5_conf), cluster.info["nm_log_dirs"], str(token_secrets)],
                 env, base, 500)
@@ -277,7 +257,7 @@ print("RESULT:" + json.dumps({{"ok": ok, "user": report.user, "logs": logs,
 def test_no_ticket_keytab_or_token_content_in_what_these_tests_saw(krb):
     # the keytabs' keys, every ticket cache the tests above used, and the passwords of the
     # delegation tokens Spark got
-    secrets = secrets_of(krb.cluster, [p for p in krb.ccaches.iterdir() if p.is_file()])
+    secrets = secrets_of(krb.cluster, [p for p in krb.caches.iterdir() if p.is_file()])
     assert TOKEN_PASSWORDS, "the Spark test recorded no delegation token"
     secrets += TOKEN_PASSWORDS
     haystacks = [h for h in OUTPUTS if h]
